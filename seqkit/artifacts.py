@@ -1,0 +1,163 @@
+"""The model directory, the unit users move around:
+
+    MODEL_DIR/model.keras         Keras model (loaded with safe_mode=True)
+    MODEL_DIR/preprocessor.json   vocabularies, label set, lengths: everything outside the graph
+    MODEL_DIR/config.toml         the resolved config, plus a [seqkit] table naming the task
+    MODEL_DIR/metrics.json        validation metrics and the training summary
+
+Training works in MODEL_DIR.partial/ (which also holds the checkpoints that --resume uses)
+and renames it to MODEL_DIR only once everything is written, so a crash never leaves a
+half-written model under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from seqkit import __version__
+from seqkit import config as configlib
+from seqkit.errors import ConfigError, ModelError
+
+MODEL_FILE = "model.keras"
+PREPROCESSOR_FILE = "preprocessor.json"
+CONFIG_FILE = "config.toml"
+METRICS_FILE = "metrics.json"
+REQUIRED = (MODEL_FILE, PREPROCESSOR_FILE, CONFIG_FILE)
+
+
+def partial_dir(out_dir: str | Path) -> Path:
+    out = Path(out_dir)
+    return out.with_name(out.name + ".partial")
+
+
+def start_run(out_dir: str | Path, *, force: bool = False, resume: bool = False) -> Path:
+    """Check that training may write `out_dir` and return the working directory."""
+    out, work = Path(out_dir), partial_dir(out_dir)
+    if resume:
+        if not (work / "checkpoints" / "state.json").exists():
+            raise ConfigError(f"nothing to resume: {work} holds no checkpoint; "
+                              "run without --resume to start training")
+        return work
+    if out.exists() and not force:
+        raise ConfigError(f"{out} already exists; pass --force to overwrite it or choose "
+                          "another -o")
+    if work.exists():
+        if not force:
+            raise ConfigError(f"{work} holds an interrupted run; pass --resume to continue "
+                              "it or --force to start over")
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    return work
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def save(work_dir: Path, *, task: str, model, preprocessor: dict, config,
+         metrics: dict | None = None) -> None:
+    """Write the model files into the working directory (call finish_run after)."""
+    work_dir = Path(work_dir)
+    model.save(work_dir / MODEL_FILE)
+    save_setup(work_dir, task=task, preprocessor=preprocessor, config=config)
+    write_json(work_dir / METRICS_FILE, metrics or {})
+
+
+def save_setup(work_dir: Path, *, task: str, preprocessor: dict, config) -> None:
+    """Write the preprocessor and config before training, so that --resume finds them."""
+    write_json(Path(work_dir) / PREPROCESSOR_FILE, {"task": task, **preprocessor})
+    (Path(work_dir) / CONFIG_FILE).write_text(configlib.dumps(config, task, __version__),
+                                              encoding="utf-8")
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def read_config(directory: Path, task: str, config_cls):
+    path = Path(directory) / CONFIG_FILE
+    return configlib.from_dict(config_cls, configlib.read_recipe(path, task), str(path))
+
+
+def finish_run(work_dir: Path, out_dir: str | Path) -> Path:
+    """Drop the checkpoints and move the finished directory to its final name."""
+    work, out = Path(work_dir), Path(out_dir)
+    shutil.rmtree(work / "checkpoints", ignore_errors=True)
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(work, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+@dataclass
+class Loaded:
+    path: Path
+    task: str
+    config: Any
+    preprocessor: dict
+    metrics: dict = field(default_factory=dict)
+    model: Any = None
+
+
+def load(model_dir: str | Path, task: str, config_cls, *, custom_objects: dict | None = None,
+         with_model: bool = True) -> Loaded:
+    """Load and check a model directory; any problem is a one-line ModelError."""
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise ModelError("no such model directory", path=str(path))
+    missing = [name for name in REQUIRED if not (path / name).is_file()]
+    if missing:
+        raise ModelError(f"not a complete seqkit model directory: missing {', '.join(missing)}",
+                         path=str(path))
+    try:
+        raw = tomllib.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+        preprocessor = json.loads((path / PREPROCESSOR_FILE).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelError(f"damaged model directory: {exc}", path=str(path)) from None
+    meta = raw.pop(configlib.META_TABLE, {})
+    saved_task = meta.get("task") or preprocessor.get("task")
+    if saved_task != task:
+        raise ModelError(f"this is a {saved_task!r} model, not a {task!r} model; use "
+                         f"`seqkit {saved_task} ...`", path=str(path))
+    try:
+        config = configlib.from_dict(config_cls, raw, str(path / CONFIG_FILE))
+    except ConfigError as exc:
+        raise ModelError(f"saved config does not fit this seqkit {__version__} "
+                         f"(made by {meta.get('version', '?')}): {exc.message}",
+                         path=str(path)) from None
+    metrics = {}
+    if (path / METRICS_FILE).is_file():
+        try:
+            metrics = json.loads((path / METRICS_FILE).read_text(encoding="utf-8"))
+        except ValueError:
+            metrics = {}
+    loaded = Loaded(path, task, config, preprocessor, metrics)
+    if with_model:
+        import keras
+
+        try:
+            loaded.model = keras.saving.load_model(path / MODEL_FILE, compile=False,
+                                                   safe_mode=True,
+                                                   custom_objects=custom_objects)
+        except Exception as exc:  # Keras raises many types for a corrupt archive
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"cannot load {MODEL_FILE}: {reason[:200]}",
+                             path=str(path)) from None
+    return loaded

@@ -1,0 +1,120 @@
+"""The one RNN stack every task builds on: SimpleRNN, GRU or LSTM cells, stacked,
+optionally bidirectional, with dropout between layers.
+
+    x = embedding(ids)                                   # (batch, time, dim), carries a mask
+    seq, states = apply_backbone(x, spec, return_sequences=True, return_state=True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import ops
+
+from seqkit.config import check_choice, check_range
+from seqkit.errors import ConfigError
+
+CELLS = ("simple_rnn", "gru", "lstm")
+_LAYERS = {"simple_rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU,
+           "lstm": keras.layers.LSTM}
+
+
+@dataclass
+class BackboneSpec:
+    cell: str = "lstm"
+    units: int = 128
+    layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+
+    def validate(self) -> None:
+        check_choice("cell", self.cell, CELLS)
+        if self.units < 1 or self.layers < 1:
+            raise ConfigError(f"units and layers must be >= 1, got {self.units} and {self.layers}")
+        check_range("dropout", self.dropout, 0.0, 0.95)
+        check_range("recurrent_dropout", self.recurrent_dropout, 0.0, 0.95)
+
+    @classmethod
+    def from_config(cls, config) -> "BackboneSpec":
+        """Take the backbone fields from a task Config that has fields of the same names."""
+        return cls(**{f: getattr(config, f) for f in cls.__dataclass_fields__})
+
+    @property
+    def state_count(self) -> int:
+        """States one direction of the last layer returns: (h, c) for LSTM, (h,) otherwise."""
+        return 2 if self.cell == "lstm" else 1
+
+    @property
+    def output_units(self) -> int:
+        return self.units * (2 if self.bidirectional else 1)
+
+
+def rnn_layer(spec: BackboneSpec, *, units: int | None = None, return_sequences: bool,
+              return_state: bool = False, name: str) -> keras.layers.Layer:
+    return _LAYERS[spec.cell](
+        units or spec.units,
+        return_sequences=return_sequences,
+        return_state=return_state,
+        recurrent_dropout=spec.recurrent_dropout,
+        name=name,
+    )
+
+
+def apply_backbone(x, spec: BackboneSpec, *, return_sequences: bool,
+                   return_state: bool = False, name: str = "backbone"):
+    """Run `x` (batch, time, dim) through the stack.
+
+    Returns (outputs, states): outputs is (batch, time, out_units) with return_sequences,
+    else the final output (batch, out_units). states lists the last layer's final states
+    (forward then backward when bidirectional), empty unless return_state.
+    """
+    spec.validate()
+    states: list = []
+    for i in range(spec.layers):
+        last = i == spec.layers - 1
+        layer = rnn_layer(
+            spec, return_sequences=return_sequences or not last,
+            return_state=return_state and last, name=f"{name}_{spec.cell}_{i}",
+        )
+        if spec.bidirectional:
+            layer = keras.layers.Bidirectional(layer, name=f"{name}_bidirectional_{i}")
+        out = layer(x)
+        if return_state and last:
+            x, *states = out
+        else:
+            x = out
+        if spec.dropout > 0:
+            x = keras.layers.Dropout(spec.dropout, name=f"{name}_dropout_{i}")(x)
+    return x, states
+
+
+@keras.saving.register_keras_serializable(package="seqkit")
+class MaskedGlobalMaxPooling1D(keras.layers.Layer):
+    """Max over time that ignores padded steps (Keras's GlobalMaxPooling1D ignores the mask)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):  # (batch, time, units) -> (batch, units)
+        if mask is not None:
+            keep = ops.expand_dims(ops.cast(mask, "bool"), -1)
+            inputs = ops.where(keep, inputs, ops.full_like(inputs, -1e9))
+        return ops.max(inputs, axis=1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+
+def pool_sequence(seq, pooling: str, name: str = "pool"):
+    """Reduce (batch, time, units) to (batch, units) over the unmasked steps."""
+    if pooling == "max":
+        return MaskedGlobalMaxPooling1D(name=name)(seq)
+    if pooling == "mean":
+        return keras.layers.GlobalAveragePooling1D(name=name)(seq)
+    raise ConfigError(f"pooling must be last, max or mean, got {pooling!r}")

@@ -1,0 +1,148 @@
+"""The `seqkit` command: a root group that loads one task group on demand, and the one
+place where errors become exit codes.
+
+Exit codes: 0 success; 1 a data, config, model or runtime error, printed as one line
+`seqkit: error: FILE:LINE: ...`; 2 a usage error; 130 interrupted (Ctrl-C).
+--debug shows tracebacks. TensorFlow is imported only by commands that need it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+
+import click
+
+from seqkit import __version__
+from seqkit.errors import SeqkitError
+
+# name -> (module with a `group`, one-line description); None: not built yet
+TASKS = {
+    "sentiment": ("seqkit.commands.sentiment", "text classification, many-to-one"),
+    "ner": (None, "sequence tagging (named entities), many-to-many aligned"),
+    "translation": (None, "seq2seq encoder-decoder translation, many-to-many"),
+    "caption": (None, "image captioning, one-to-many"),
+    "lm": (None, "language model and text generation"),
+}
+
+_state = {"debug": False}
+
+
+class TaskGroup(click.Group):
+    """Lists the task groups without importing them; imports one only when it runs."""
+
+    def list_commands(self, ctx):
+        return [*TASKS, *sorted(super().list_commands(ctx))]
+
+    def get_command(self, ctx, name):
+        if name not in TASKS:
+            return super().get_command(ctx, name)
+        module, summary = TASKS[name]
+        if module is None:
+            return _not_built(name, summary)
+        return importlib.import_module(module).group
+
+
+def _not_built(name: str, summary: str) -> click.Command:
+    @click.command(name, help=f"{summary} (not built yet)",
+                   context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def command(args):
+        raise SeqkitError(f"the {name} task is not built yet")
+
+    command.short_help = f"{summary} (not built yet)"
+    return command
+
+
+@click.group(cls=TaskGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="seqkit")
+@click.option("--debug", is_flag=True, help="Show tracebacks and TensorFlow's own logs.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+def cli(debug: bool, quiet: bool) -> None:
+    """RNN recipes for sequence problems, from the shell.
+
+    \b
+    seqkit TASK train DATA [--valid DATA] -o MODEL_DIR [options]
+    seqkit TASK evaluate MODEL_DIR DATA [--json]
+    seqkit TASK predict MODEL_DIR [INPUT|-]
+    """
+    _state["debug"] = debug
+    if debug:
+        os.environ["SEQKIT_DEBUG"] = "1"
+    setup_logging(debug, quiet)
+
+
+@cli.command("tasks")
+def tasks_command() -> None:
+    """List the task groups, one per line."""
+    width = max(len(name) for name in TASKS)
+    for name, (module, summary) in TASKS.items():
+        note = "" if module else " (not built yet)"
+        click.echo(f"{name:<{width}}  {summary}{note}")
+
+
+def setup_logging(debug: bool, quiet: bool) -> None:
+    logger = logging.getLogger("seqkit")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("seqkit: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if debug else logging.ERROR if quiet else logging.INFO)
+    logger.propagate = False
+    if not debug:
+        import warnings
+
+        warnings.filterwarnings("ignore")
+        logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+def _fail(message: str, code: int) -> int:
+    if _state["debug"]:
+        import traceback
+
+        traceback.print_exc()
+    click.echo(f"seqkit: error: {message}", err=True)
+    return code
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return the exit code (the error funnel)."""
+    try:
+        result = cli.main(args=argv, prog_name="seqkit", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click.exceptions.Abort:
+        click.echo("seqkit: interrupted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("seqkit: interrupted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python from
+        # complaining again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except SeqkitError as exc:
+        return _fail(str(exc), 1)
+    except MemoryError:
+        return _fail("out of memory; try a smaller --batch-size or max_length", 1)
+    except Exception as exc:  # a runtime error from below: one line unless --debug
+        text = str(exc).strip().splitlines()
+        return _fail(f"{type(exc).__name__}: {text[0] if text else ''} "
+                     "(run with --debug for the traceback)", 1)
+
+
+def main() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(encoding="utf-8")
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

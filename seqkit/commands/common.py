@@ -1,0 +1,77 @@
+"""Options and output helpers that every task's commands share."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Callable
+
+import click
+
+CELL_CHOICES = ["simple_rnn", "gru", "lstm"]
+TOKENIZER_CHOICES = ["auto", "char", "whitespace"]
+
+
+def _apply(options: list[Callable]) -> Callable:
+    def decorate(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return decorate
+
+
+def train_options(func):
+    """Options of every `train` command; each (but -o, --config, --set, --force, --resume)
+    is a config key and left None when not given, so the recipe's value stands."""
+    return _apply([
+        click.option("--valid", "valid_path", type=click.Path(dir_okay=False),
+                     help="Validation data (default: hold out part of the training data)."),
+        click.option("-o", "--output", "out_dir", required=True, type=click.Path(),
+                     help="Model directory to write."),
+        click.option("--config", "recipe", type=click.Path(dir_okay=False),
+                     help="Recipe TOML (e.g. tasks/TASK.toml or MODEL_DIR/config.toml)."),
+        click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
+                     help="Override one config key; repeatable."),
+        click.option("--force", is_flag=True, help="Overwrite an existing model directory."),
+        click.option("--resume", is_flag=True,
+                     help="Continue an interrupted run from its last checkpoint."),
+        click.option("--cell", type=click.Choice(CELL_CHOICES), help="Recurrent cell."),
+        click.option("--units", type=int, help="Units per recurrent layer."),
+        click.option("--layers", type=int, help="Stacked recurrent layers."),
+        click.option("--bidirectional/--unidirectional", default=None,
+                     help="Run the encoder both ways."),
+        click.option("--dropout", type=float, help="Dropout rate."),
+        click.option("--recurrent-dropout", type=float,
+                     help="Dropout on recurrent connections (slower)."),
+        click.option("--epochs", type=int, help="Maximum epochs."),
+        click.option("--batch-size", type=int, help="Examples per batch."),
+        click.option("--learning-rate", type=float, help="Adam learning rate."),
+        click.option("--patience", type=int,
+                     help="Epochs without improvement before early stopping."),
+        click.option("--seed", type=int, help="Random seed, for repeatable runs."),
+    ])(func)
+
+
+def table_options(func):
+    return _apply([
+        click.option("--text-column", help="Name of the text column."),
+        click.option("--sep", help="Field separator (default: from the extension; 'tab' "
+                     "for TSV)."),
+        click.option("--encoding", help="Text encoding of the input (default UTF-8)."),
+    ])(func)
+
+
+TRAIN_ONLY = ("valid_path", "out_dir", "recipe", "set_items", "force", "resume")
+
+
+def config_options(kwargs: dict[str, Any], exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The options that are config keys (everything but run and data options)."""
+    return {k: v for k, v in kwargs.items() if k not in TRAIN_ONLY + exclude}
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False))
+
+
+def stdout() -> Any:
+    return sys.stdout

@@ -1,0 +1,50 @@
+"""Scores, as thin wrappers over the libraries that define them (scikit-learn here;
+seqeval and sacrebleu for the tasks that need them). All scores are on a 0-1 scale
+unless a library's convention is 0-100 (BLEU, chrF)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+
+def classification(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+    labels = list(labels)
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    _, _, macro_f1, _ = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, average="macro", zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(macro_f1),
+        "support": len(y_true),
+        "per_class": {
+            label: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                    "support": int(s[i])}
+            for i, label in enumerate(labels)
+        },
+        "confusion_matrix": {
+            "labels": labels,
+            "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        },
+    }
+
+
+def format_classification(m: dict) -> str:
+    """A readable report: overall scores, a per-class table, the confusion matrix."""
+    labels = m["confusion_matrix"]["labels"]
+    width = max([len("label"), *(len(str(x)) for x in labels)])
+    lines = [f"accuracy  {m['accuracy']:.4f}", f"macro_f1  {m['macro_f1']:.4f}",
+             f"examples  {m['support']}", "",
+             f"{'label':<{width}}  precision  recall  f1      support"]
+    for label in labels:
+        c = m["per_class"][label]
+        lines.append(f"{label:<{width}}  {c['precision']:.4f}     {c['recall']:.4f}  "
+                     f"{c['f1']:.4f}  {c['support']}")
+    lines += ["", "confusion matrix (rows: true, columns: predicted)"]
+    cell = max(width, *(len(str(v)) for row in m["confusion_matrix"]["matrix"] for v in row))
+    lines.append(" " * (width + 2) + "  ".join(f"{lab:>{cell}}" for lab in labels))
+    for label, row in zip(labels, m["confusion_matrix"]["matrix"]):
+        lines.append(f"{label:<{width}}  " + "  ".join(f"{v:>{cell}}" for v in row))
+    return "\n".join(lines)

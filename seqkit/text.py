@@ -1,0 +1,129 @@
+"""Tokenizers and the Vocabulary. Pure Python: no TensorFlow here.
+
+Tokenizers (`--tokenizer`):
+  auto        each CJK character is a token; Latin words and numbers are tokens;
+              punctuation is split off ("今天天气不错!" -> 今 天 天 气 不 错 !)
+  char        every non-space character is a token
+  whitespace  split on whitespace
+
+Every tokenizer returns (token, start, end) spans, so callers can map tokens back to
+character offsets in the original line (NER predict needs that).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from typing import Iterable, Sequence
+
+from seqkit.errors import ConfigError
+
+# CJK ideographs (with extensions and compatibility forms), kana, and full-width forms
+# are written without spaces between words, so each character is its own token.
+CJK_CHARS = (
+    "\u2e80-\u2fdf\u3005-\u3007\u3021-\u3029\u3040-\u30ff\u3100-\u312f\u31a0-\u31bf"
+    "\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+)
+_CJK = f"[{CJK_CHARS}]"
+_AUTO = re.compile(
+    rf"{_CJK}"  # one CJK character
+    rf"|\d+(?:[.,:]\d+)*"  # a number, 3.14 or 1,000
+    rf"|(?:(?!{_CJK})[^\W\d_])+(?:['’](?:(?!{_CJK})[^\W\d_])+)*"  # a word, don't
+    r"|\S"  # anything else: one punctuation mark or symbol
+)
+_WHITESPACE = re.compile(r"\S+")
+_CHAR = re.compile(r"\S")
+_CJK_RE = re.compile(_CJK)
+
+TOKENIZERS = ("auto", "char", "whitespace")
+Span = tuple[str, int, int]
+
+
+def tokenize_spans(text: str, kind: str = "auto", lowercase: bool = False) -> list[Span]:
+    """Split `text` into (token, start, end) with text[start:end] the original token."""
+    pattern = {"auto": _AUTO, "char": _CHAR, "whitespace": _WHITESPACE}.get(kind)
+    if pattern is None:
+        raise ConfigError(f"tokenizer must be one of {', '.join(TOKENIZERS)}, got {kind!r}")
+    spans = [(m.group(), m.start(), m.end()) for m in pattern.finditer(text)]
+    if lowercase:
+        spans = [(tok.lower(), s, e) for tok, s, e in spans]
+    return spans
+
+
+def tokenize(text: str, kind: str = "auto", lowercase: bool = False) -> list[str]:
+    return [tok for tok, _, _ in tokenize_spans(text, kind, lowercase)]
+
+
+def normalize(text: str) -> str:
+    """NFKC folds full-width Latin letters and digits to ASCII (common in Chinese text)."""
+    return unicodedata.normalize("NFKC", text)
+
+
+def has_cjk(text: str) -> bool:
+    return _CJK_RE.search(text) is not None
+
+
+class Vocabulary:
+    """Maps tokens to ids. Id 0 is padding, id 1 the unknown token, then any extra
+    specials, then tokens by falling frequency (ties broken alphabetically)."""
+
+    PAD = "<pad>"
+    UNK = "<unk>"
+
+    def __init__(self, tokens: Sequence[str]):
+        if list(tokens[:2]) != [self.PAD, self.UNK]:
+            raise ValueError("a vocabulary starts with <pad> and <unk>")
+        self.tokens = list(tokens)
+        self.index = {tok: i for i, tok in enumerate(self.tokens)}
+        if len(self.index) != len(self.tokens):
+            raise ValueError("duplicate tokens in vocabulary")
+
+    pad_id = 0
+    unk_id = 1
+
+    @classmethod
+    def build(
+        cls,
+        token_lists: Iterable[Sequence[str]],
+        min_count: int = 1,
+        max_size: int | None = None,
+        specials: Sequence[str] = (),
+    ) -> "Vocabulary":
+        counts = Counter(tok for toks in token_lists for tok in toks)
+        head = [cls.PAD, cls.UNK, *specials]
+        for tok in head:
+            counts.pop(tok, None)
+        ranked = sorted(
+            (tok for tok, n in counts.items() if n >= min_count),
+            key=lambda tok: (-counts[tok], tok),
+        )
+        if max_size is not None and max_size > 0:
+            ranked = ranked[: max(0, max_size - len(head))]
+        return cls(head + ranked)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __contains__(self, token: str) -> bool:
+        return token in self.index
+
+    def id(self, token: str) -> int:
+        return self.index.get(token, self.unk_id)
+
+    def encode(self, tokens: Iterable[str]) -> list[int]:
+        get, unk = self.index.get, self.unk_id
+        return [get(tok, unk) for tok in tokens]
+
+    def decode(self, ids: Iterable[int], skip_pad: bool = True) -> list[str]:
+        return [self.tokens[i] for i in ids if not (skip_pad and i == self.pad_id)]
+
+    def to_json(self) -> dict:
+        return {"tokens": self.tokens}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Vocabulary":
+        return cls(data["tokens"])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and self.tokens == other.tokens

@@ -1,0 +1,288 @@
+"""The one fit loop every task uses, and the length-bucketed batches it feeds on.
+
+fit() adds what a long RNN training run needs on top of `model.fit`: early stopping on a
+named metric with the best weights restored, gradient clipping (set on the optimizer),
+a checkpoint after every epoch (model + optimizer state + early-stopping state), and
+--resume from that checkpoint. Progress goes to stderr, never stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from seqkit.errors import ConfigError
+
+log = logging.getLogger("seqkit")
+
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.keras"
+BEST = "best.weights.h5"
+STATE = "state.json"
+
+
+@dataclass
+class TrainSpec:
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    clipnorm: float = 1.0
+    patience: int = 3
+    seed: int = 42
+
+    @classmethod
+    def from_config(cls, config) -> "TrainSpec":
+        return cls(**{f: getattr(config, f) for f in cls.__dataclass_fields__})
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(f"epochs and batch_size must be >= 1, got {self.epochs}, "
+                              f"{self.batch_size}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow so that a run can be repeated."""
+    keras.utils.set_random_seed(seed)
+
+
+def make_optimizer(spec: TrainSpec) -> keras.optimizers.Optimizer:
+    # Clipping by global norm guards RNNs against exploding gradients; 0 turns it off.
+    return keras.optimizers.Adam(learning_rate=spec.learning_rate,
+                                 clipnorm=spec.clipnorm if spec.clipnorm > 0 else None)
+
+
+def pad(seqs: Sequence[Sequence[int]], length: int | None = None, value: int = 0,
+        multiple: int = 8) -> np.ndarray:
+    """Right-pad int sequences to one length (rounded up to `multiple`, which keeps the
+    number of distinct batch shapes, and so of graph retraces, small)."""
+    longest = max((len(s) for s in seqs), default=0)
+    length = length or max(1, math.ceil(max(1, longest) / multiple) * multiple)
+    out = np.full((len(seqs), length), value, dtype=np.int32)
+    for i, seq in enumerate(seqs):
+        seq = seq[:length]
+        out[i, : len(seq)] = seq
+    return out
+
+
+class Batches:
+    """Length-bucketed batches for `model.fit`, as a `tf.data.Dataset`.
+
+    `columns` maps names to per-example values: lists of int sequences (padded per
+    batch) or scalars. `structure(batch)` turns a dict of padded arrays into what the
+    model takes, e.g. `lambda b: (b["tokens"], b["label"])`. Each epoch shuffles the
+    examples, sorts them by length within windows of 50 batches, and shuffles the
+    batches, so padding stays small and the order still changes from epoch to epoch.
+    """
+
+    WINDOW = 50
+
+    def __init__(self, columns: dict[str, Sequence], lengths: Sequence[int], batch_size: int,
+                 structure: Callable[[dict], tuple], shuffle: bool = True, seed: int = 0):
+        self.columns = {k: (v if _is_sequence_column(v) else np.asarray(v))
+                        for k, v in columns.items()}
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.structure = structure
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    @property
+    def tokens(self) -> int:
+        return int(self.lengths.sum())
+
+    def batch_indices(self, epoch: int) -> list[np.ndarray]:
+        n, size = len(self.lengths), self.batch_size
+        if not self.shuffle:
+            order = np.argsort(self.lengths, kind="stable")
+            return [order[i:i + size] for i in range(0, n, size)]
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(n)
+        window = size * self.WINDOW
+        batches = []
+        for start in range(0, n, window):
+            chunk = order[start:start + window]
+            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            batches += [chunk[i:i + size] for i in range(0, len(chunk), size)]
+        rng.shuffle(batches)
+        return batches
+
+    def make_batch(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        out = {}
+        for name, col in self.columns.items():
+            if isinstance(col, np.ndarray):
+                out[name] = col[idx]
+            else:
+                out[name] = pad([col[i] for i in idx])
+        return out
+
+    def _generate(self):
+        epoch = self.epoch
+        self.epoch += 1
+        for idx in self.batch_indices(epoch):
+            yield self.structure(self.make_batch(idx))
+
+    def dataset(self) -> tf.data.Dataset:
+        sample = self.structure(self.make_batch(np.arange(min(2, len(self.lengths)))))
+        signature = tf.nest.map_structure(
+            lambda a: tf.TensorSpec(shape=(None,) * a.ndim, dtype=tf.as_dtype(a.dtype)), sample)
+        ds = tf.data.Dataset.from_generator(self._generate, output_signature=signature)
+        return ds.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
+
+
+def _is_sequence_column(values: Sequence) -> bool:
+    return len(values) > 0 and isinstance(values[0], (list, tuple, np.ndarray))
+
+
+class _EpochLog(keras.callbacks.Callback):
+    """One line per epoch on the seqkit logger: metrics, time, tokens per second."""
+
+    def __init__(self, epochs: int, tokens: int):
+        super().__init__()
+        self.epochs, self.tokens, self.start = epochs, tokens, 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.start
+        shown = " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items()
+                         if k != "learning_rate")
+        log.info("epoch %d/%d: %s (%.1fs, %s tokens/s)", epoch + 1, self.epochs, shown,
+                 seconds, f"{self.tokens / max(seconds, 1e-9):,.0f}")
+
+
+class _ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping whose counters and best weights survive a restart."""
+
+    def __init__(self, saved: dict | None = None, best_weights: list | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self._saved, self._saved_weights = saved, best_weights
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self._saved:
+            self.wait = self._saved["wait"]
+            self.best = self._saved["best"]
+            self.best_epoch = self._saved["best_epoch"]
+            self.best_weights = self._saved_weights
+
+
+class _Checkpoint(keras.callbacks.Callback):
+    """After each epoch: the best weights (when improved), the whole model with its
+    optimizer state, and a small JSON state, each written to a temp name then renamed."""
+
+    def __init__(self, directory: Path, stopper: _ResumableEarlyStopping, history: list):
+        super().__init__()
+        self.directory, self.stopper, self.history = directory, stopper, history
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.history.append({k: float(v) for k, v in (logs or {}).items()})
+        if self.stopper.best_epoch == epoch:
+            _atomic(self.directory / BEST, self.model.save_weights)
+        _atomic(self.directory / LAST, self.model.save)
+        state = {"epochs_done": epoch + 1, "wait": self.stopper.wait,
+                 "best": _as_float(self.stopper.best), "best_epoch": self.stopper.best_epoch,
+                 "history": self.history}
+        _atomic(self.directory / STATE,
+                lambda p: Path(p).write_text(json.dumps(state, indent=1)))
+
+
+def _as_float(value):
+    return None if value is None else float(value)
+
+
+def _atomic(path: Path, write: Callable[[str], object]) -> None:
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    write(str(tmp))
+    os.replace(tmp, path)
+
+
+def fit(model: keras.Model, train: Batches, valid: Batches | None, spec: TrainSpec,
+        work_dir: Path, *, monitor: str, mode: str, resume: bool = False,
+        custom_objects: dict | None = None) -> tuple[keras.Model, dict]:
+    """Train `model` (compiled) and return it with the best weights and a summary.
+
+    With resume, the model, optimizer and early-stopping state come from the checkpoint in
+    `work_dir` and training goes on from the epoch after the last one completed.
+    """
+    spec.validate()
+    directory = Path(work_dir) / CHECKPOINT_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    if valid is None and monitor.startswith("val_"):
+        monitor = monitor[4:]
+    saved, best_weights, history, initial_epoch = None, None, [], 0
+    if resume and (directory / STATE).exists():
+        saved = json.loads((directory / STATE).read_text())
+        model = keras.saving.load_model(directory / LAST, custom_objects=custom_objects)
+        current = model.get_weights()
+        if (directory / BEST).exists():
+            model.load_weights(directory / BEST)
+            best_weights = model.get_weights()
+            model.set_weights(current)
+        history, initial_epoch = saved["history"], saved["epochs_done"]
+        log.info("resuming after epoch %d of %d", initial_epoch, spec.epochs)
+    stopper = _ResumableEarlyStopping(
+        saved=saved, best_weights=best_weights, monitor=monitor, mode=mode,
+        patience=spec.patience, restore_best_weights=True)
+    callbacks = [_EpochLog(spec.epochs, train.tokens), stopper,
+                 _Checkpoint(directory, stopper, history)]
+    train.epoch = valid_epoch = initial_epoch
+    if valid is not None:
+        valid.epoch = valid_epoch
+    done_early = saved is not None and saved["wait"] >= spec.patience
+    start = time.perf_counter()
+    if initial_epoch < spec.epochs and not done_early:
+        with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress to stdout
+            model.fit(train.dataset(), validation_data=valid.dataset() if valid else None,
+                      epochs=spec.epochs, initial_epoch=initial_epoch, callbacks=callbacks,
+                      verbose=1 if sys.stderr.isatty() else 0)
+    elif best_weights is not None:
+        model.set_weights(best_weights)
+    seconds = time.perf_counter() - start
+    epochs_run = len(history) - initial_epoch
+    summary = {
+        "epochs": len(history),
+        "best_epoch": stopper.best_epoch + 1,
+        "monitor": monitor,
+        "best": _as_float(stopper.best),
+        "train_seconds": round(seconds, 2),
+        "train_tokens_per_second": round(train.tokens * epochs_run / seconds, 1)
+        if epochs_run and seconds > 0 else None,
+        "history": history,
+    }
+    return model, summary
+
+
+def predict_padded(model: keras.Model, seqs: Sequence[Sequence[int]], batch_size: int = 256
+                   ) -> list[np.ndarray]:
+    """Run `model` over int sequences in length-sorted, padded batches.
+
+    Returns one array per input, in input order; outputs with a time axis are cut back
+    to each input's own length. Inputs must be non-empty.
+    """
+    order = np.argsort([len(s) for s in seqs], kind="stable")
+    results: list = [None] * len(seqs)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        out = np.asarray(model.predict_on_batch(pad([seqs[i] for i in idx])))
+        for row, i in zip(out, idx):
+            results[i] = row[: len(seqs[i])] if row.ndim >= 2 else row
+    return results
