@@ -163,8 +163,10 @@ class _EpochLog(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self.start
+        if logs is not None:
+            logs["seconds"] = seconds
         shown = " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items()
-                         if k != "learning_rate")
+                         if k not in ("learning_rate", "seconds"))
         log.info("epoch %d/%d: %s (%.1fs, %s tokens/s)", epoch + 1, self.epochs, shown,
                  seconds, f"{self.tokens / max(seconds, 1e-9):,.0f}")
 
@@ -253,7 +255,7 @@ def fit(model: keras.Model, train: Batches, valid: Batches | None, spec: TrainSp
         with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress to stdout
             model.fit(train.dataset(), validation_data=valid.dataset() if valid else None,
                       epochs=spec.epochs, initial_epoch=initial_epoch, callbacks=callbacks,
-                      verbose=1 if sys.stderr.isatty() else 0)
+                      shuffle=False, verbose=1 if sys.stderr.isatty() else 0)
     elif best_weights is not None:
         model.set_weights(best_weights)
     seconds = time.perf_counter() - start
@@ -264,6 +266,7 @@ def fit(model: keras.Model, train: Batches, valid: Batches | None, spec: TrainSp
         "monitor": monitor,
         "best": _as_float(stopper.best),
         "train_seconds": round(seconds, 2),
+        "train_tokens": train.tokens,
         "train_tokens_per_second": round(train.tokens * epochs_run / seconds, 1)
         if epochs_run and seconds > 0 else None,
         "history": history,

@@ -1,0 +1,96 @@
+"""Shared fixtures: tiny data files written per test session, and a CLI runner."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from seqkit.runtime import load_tensorflow  # noqa: E402
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+load_tensorflow()
+
+POS_EN = ["great fun", "a lovely film", "wonderful acting", "i loved it", "superb story",
+          "warm and funny", "brilliant cast"]
+NEG_EN = ["dull mess", "a boring film", "awful acting", "i hated it", "terrible story",
+          "cold and dreary", "weak cast"]
+POS_ZH = ["房间很干净", "服务很好", "非常满意", "早餐丰富", "位置方便"]
+NEG_ZH = ["房间很脏", "服务太差", "非常失望", "早餐太少", "位置偏僻"]
+
+
+def make_rows(pos, neg, n, seed=0, joiner=" "):
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = "pos" if i % 2 == 0 else "neg"
+        pool = pos if label == "pos" else neg
+        rows.append((joiner.join(rng.sample(pool, 2)), label))
+    return rows
+
+
+def write_table(path: Path, rows, header=("text", "label"), sep=","):
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, delimiter=sep, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("data")
+    write_table(d / "train.csv", make_rows(POS_EN, NEG_EN, 60, seed=1))
+    write_table(d / "valid.csv", make_rows(POS_EN, NEG_EN, 20, seed=2))
+    write_table(d / "zh.tsv", make_rows(POS_ZH, NEG_ZH, 40, seed=3, joiner="，"), sep="\t")
+    return d
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run seqkit in this process (TensorFlow is imported once per test session)."""
+    from seqkit.cli import run
+
+    def invoke(*args: str) -> Result:
+        capsys.readouterr()
+        code = run([str(a) for a in args])
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return invoke
+
+
+def run_subprocess(*args: str, stdin: str | bytes | None = None, **kwargs):
+    """Run `python -m seqkit ARGS` in a new process."""
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    return subprocess.run([sys.executable, "-m", "seqkit", *args], input=data,
+                          capture_output=True, timeout=300, **kwargs)
+
+
+TINY = ["--units", "8", "--set", "embedding_dim=8", "--batch-size", "16", "--seed", "1"]
+
+
+@pytest.fixture(scope="session")
+def sentiment_model(data_dir, tmp_path_factory) -> Path:
+    """One small sentiment model, trained once through the CLI and shared by tests."""
+    from seqkit.cli import run
+
+    out = tmp_path_factory.mktemp("models") / "sentiment"
+    code = run(["-q", "sentiment", "train", str(data_dir / "train.csv"), "--valid",
+                str(data_dir / "valid.csv"), "-o", str(out), "--epochs", "6",
+                "--learning-rate", "0.02", *TINY])
+    assert code == 0
+    return out

@@ -1,0 +1,163 @@
+"""The command line: exit codes, stdout holding only data, start-up cost, bad inputs."""
+
+import json
+import shutil
+
+import pytest
+
+from conftest import run_subprocess
+
+
+def test_help_does_not_load_tensorflow():
+    code = ("import sys; from seqkit.cli import run; rc = run(['--help']); "
+            "print('LOADED' if 'tensorflow' in sys.modules or 'keras' in sys.modules else 'CLEAN')")
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0
+    assert "sentiment" in proc.stdout
+    assert proc.stdout.strip().endswith("CLEAN")
+
+
+def test_version_and_tasks(cli):
+    from seqkit import __version__
+
+    r = cli("--version")
+    assert r.code == 0 and __version__ in r.out
+    r = cli("tasks")
+    lines = r.out.strip().splitlines()
+    assert r.code == 0 and len(lines) == 5
+    assert [line.split()[0] for line in lines] == ["sentiment", "ner", "translation",
+                                                   "caption", "lm"]
+
+
+def test_usage_error_exits_2(cli):
+    r = cli("sentiment", "train")
+    assert r.code == 2 and "Missing argument" in r.err
+
+
+def test_unbuilt_task_says_so(cli):
+    r = cli("lm", "train", "x")
+    assert r.code == 1 and "not built yet" in r.err
+
+
+def test_predict_stdout_is_only_data(sentiment_model, data_dir, tmp_path, cli):
+    src = tmp_path / "in.txt"
+    src.write_text("a lovely film\n\nawful acting\n", encoding="utf-8")
+    r = cli("sentiment", "predict", sentiment_model, src)
+    assert r.code == 0
+    records = [json.loads(line) for line in r.out.splitlines()]
+    assert [rec["text"] for rec in records] == ["a lovely film", "", "awful acting"]
+    assert records[1] == {"text": "", "label": None, "probabilities": {}}
+    assert records[0]["label"] == "pos" and records[2]["label"] == "neg"
+    assert abs(sum(records[0]["probabilities"].values()) - 1) < 1e-4
+
+
+def test_predict_formats_and_table_input(sentiment_model, data_dir, cli):
+    r = cli("sentiment", "predict", sentiment_model, data_dir / "valid.csv", "--format", "tsv")
+    rows = [line.split("\t") for line in r.out.splitlines()]
+    assert r.code == 0 and len(rows) == 20 and all(len(row) == 4 for row in rows)
+    assert {row[0] for row in rows} <= {"pos", "neg"}
+    r = cli("sentiment", "predict", sentiment_model, data_dir / "valid.csv", "--format", "csv")
+    lines = r.out.splitlines()
+    assert lines[0] == "label,p_neg,p_pos,text" and len(lines) == 21
+
+
+def test_evaluate_json_and_report(sentiment_model, data_dir, cli):
+    r = cli("sentiment", "evaluate", sentiment_model, data_dir / "valid.csv", "--json")
+    result = json.loads(r.out)
+    assert r.code == 0 and result["accuracy"] >= 0.8
+    assert set(result) >= {"accuracy", "macro_f1", "per_class", "confusion_matrix"}
+    assert sum(map(sum, result["confusion_matrix"]["matrix"])) == 20
+    r = cli("sentiment", "evaluate", sentiment_model, data_dir / "valid.csv")
+    assert r.code == 0 and r.out.startswith("accuracy") and "confusion matrix" in r.out
+
+
+def test_predict_in_a_pipeline_from_stdin(sentiment_model):
+    proc = run_subprocess("sentiment", "predict", str(sentiment_model), "--format", "tsv",
+                          stdin="a lovely film\nawful acting\n")
+    assert proc.returncode == 0
+    assert [line.split("\t")[0] for line in proc.stdout.decode().splitlines()] == ["pos", "neg"]
+    assert b"Traceback" not in proc.stderr and b"cuda" not in proc.stderr.lower()
+
+
+def test_closed_pipe_is_not_a_traceback(sentiment_model, tmp_path):
+    import subprocess
+    import sys
+
+    src = tmp_path / "many.txt"
+    src.write_text("a lovely film\n" * 20000)
+    proc = subprocess.run(
+        f"{sys.executable} -m seqkit sentiment predict {sentiment_model} {src} | head -n 2",
+        shell=True, capture_output=True, timeout=300)
+    assert proc.stdout.decode().count("\n") == 2
+    assert b"Traceback" not in proc.stderr and b"BrokenPipe" not in proc.stderr
+
+
+def test_existing_model_dir_is_not_overwritten(sentiment_model, data_dir, cli):
+    before = (sentiment_model / "model.keras").stat().st_mtime_ns
+    r = cli("sentiment", "train", data_dir / "train.csv", "-o", sentiment_model)
+    assert r.code == 1 and "already exists" in r.err and "--force" in r.err
+    assert (sentiment_model / "model.keras").stat().st_mtime_ns == before
+
+
+def one_error_line(r):
+    lines = r.err.strip().splitlines()
+    assert r.code == 1, r.err
+    assert len(lines) == 1 and lines[0].startswith("seqkit: error: "), r.err
+    assert "Traceback" not in r.err
+    return lines[0]
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"words,y\nhello,1\n", "bad.csv:1: cannot find the text column"),
+    (b"", "bad.csv: file is empty"),
+    (b"text,label\nfine,pos\n\xff\xfe bad,neg\n", "bad.csv:3: bytes"),
+    (b"text,label\nfine,pos\nsplit,here,neg\n", "bad.csv:3: found 3 fields, expected 2"),
+])
+def test_bad_training_data(content, expected, tmp_path, cli):
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(content)
+    line = one_error_line(cli("sentiment", "train", bad, "-o", tmp_path / "m"))
+    assert expected in line
+    assert not (tmp_path / "m").exists()
+
+
+def test_unknown_label_at_evaluate(sentiment_model, tmp_path, cli):
+    bad = tmp_path / "test.csv"
+    bad.write_text("text,label\na lovely film,pos\nso so,neutral\n")
+    line = one_error_line(cli("sentiment", "evaluate", sentiment_model, bad))
+    assert "test.csv:3: label 'neutral' was not seen in training" in line
+    assert "known labels: neg, pos" in line
+
+
+def test_damaged_or_foreign_model_dir(sentiment_model, tmp_path, cli):
+    broken = tmp_path / "broken"
+    shutil.copytree(sentiment_model, broken)
+    (broken / "model.keras").write_bytes(b"not a zip")
+    assert "cannot load model.keras" in one_error_line(cli("sentiment", "predict", broken, "-"))
+    (broken / "preprocessor.json").unlink()
+    assert "missing preprocessor.json" in one_error_line(cli("sentiment", "predict", broken))
+    foreign = tmp_path / "foreign"
+    shutil.copytree(sentiment_model, foreign)
+    cfg = foreign / "config.toml"
+    cfg.write_text(cfg.read_text().replace('task = "sentiment"', 'task = "ner"'))
+    assert "this is a 'ner' model" in one_error_line(cli("sentiment", "evaluate", foreign, cfg))
+    assert "no such model directory" in one_error_line(
+        cli("sentiment", "predict", tmp_path / "nothing"))
+
+
+def test_bad_config_values(data_dir, tmp_path, cli):
+    line = one_error_line(cli("sentiment", "train", data_dir / "train.csv", "-o", tmp_path / "m",
+                              "--set", "colour=blue"))
+    assert "unknown key colour" in line and "known keys:" in line
+    line = one_error_line(cli("sentiment", "train", data_dir / "train.csv", "-o", tmp_path / "m",
+                              "--set", "units=lots"))
+    assert "units must be int" in line
+
+
+def test_debug_shows_traceback(tmp_path, cli):
+    r = cli("--debug", "sentiment", "train", tmp_path / "missing.csv", "-o", tmp_path / "m")
+    assert r.code == 1 and "Traceback" in r.err and "no such file" in r.err

@@ -1,0 +1,74 @@
+"""Every task through the shared harness: train -> save -> load -> same predictions."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from harness import TaskCase
+
+
+def _sentiment_train(data_dir, out_dir):
+    from seqkit import config as configlib
+    from seqkit.tasks import sentiment
+
+    cfg = configlib.resolve(sentiment.Config, None, {"epochs": 1, "units": 8,
+                                                      "embedding_dim": 8, "seed": 3})
+    sentiment.train(str(data_dir / "train.csv"), str(out_dir), cfg)
+
+
+def _sentiment_predict(model_dir, inputs):
+    from seqkit.tasks import sentiment
+
+    return sentiment.Predictor(str(model_dir)).predict(inputs)
+
+
+CASES = [
+    TaskCase("sentiment", _sentiment_train, _sentiment_predict,
+             ["a lovely film", "", "awful acting 很差", "unseen words only"]),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_train_save_load_predict_round_trip(case, data_dir, tmp_path):
+    out = tmp_path / "model"
+    case.train(data_dir, out)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.toml", "metrics.json", "model.keras", "preprocessor.json"]
+    assert not (tmp_path / "model.partial").exists()
+    first = case.predict(out, case.inputs)
+    assert len(first) == len(case.inputs)
+    moved = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(out, moved)
+    shutil.rmtree(out)
+    again = case.predict(moved, case.inputs)
+    assert json.dumps(first, sort_keys=True) == json.dumps(again, sort_keys=True)
+
+
+def test_sentiment_in_memory_model_equals_saved(data_dir, tmp_path):
+    """Predictions of the trained in-memory model match the saved and reloaded one."""
+    import keras
+
+    from seqkit import config as configlib
+    from seqkit.tasks import sentiment
+
+    cfg = configlib.resolve(sentiment.Config, None, {"epochs": 1, "units": 8, "embedding_dim": 8})
+    texts = ["a lovely film", "awful acting"]
+    captured = {}
+    original = sentiment.artifacts.save
+
+    def spy(work_dir, **kwargs):
+        captured["probs"] = sentiment.predict_probs(
+            kwargs["model"], sentiment.Preprocessor.from_json(kwargs["preprocessor"]), texts, 8)
+        return original(work_dir, **kwargs)
+
+    sentiment.artifacts.save = spy
+    try:
+        sentiment.train(str(data_dir / "train.csv"), str(tmp_path / "m"), cfg)
+    finally:
+        sentiment.artifacts.save = original
+    loaded = keras.saving.load_model(tmp_path / "m" / "model.keras", safe_mode=True)
+    pre = sentiment.Predictor(str(tmp_path / "m")).pre
+    again = sentiment.predict_probs(loaded, pre, texts, 8)
+    np.testing.assert_allclose(np.stack(captured["probs"]), np.stack(again), rtol=1e-5)
