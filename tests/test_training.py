@@ -1,0 +1,103 @@
+"""The shared fit loop: checkpoints, --resume, atomic model directories, batching."""
+
+import json
+
+import numpy as np
+import pytest
+
+from seqkit import config as configlib
+from seqkit.errors import ConfigError
+
+
+def small_config(**extra):
+    from seqkit.tasks import sentiment
+
+    options = {"epochs": 3, "units": 8, "embedding_dim": 8, "dropout": 0.0, "seed": 5,
+               "patience": 5, "batch_size": 16, **extra}
+    return configlib.resolve(sentiment.Config, None, options)
+
+
+def test_killed_run_resumes_to_the_same_result(data_dir, tmp_path, monkeypatch):
+    from seqkit import training
+    from seqkit.tasks import sentiment
+
+    train = str(data_dir / "train.csv")
+    sentiment.train(train, str(tmp_path / "straight"), small_config())
+
+    real_end = training._Checkpoint.on_epoch_end
+
+    def crash_after_second_epoch(self, epoch, logs=None):
+        real_end(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training._Checkpoint, "on_epoch_end", crash_after_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        sentiment.train(train, str(tmp_path / "resumed"), small_config())
+    monkeypatch.setattr(training._Checkpoint, "on_epoch_end", real_end)
+
+    assert not (tmp_path / "resumed").exists()
+    state = json.loads((tmp_path / "resumed.partial/checkpoints/state.json").read_text())
+    assert state["epochs_done"] == 2
+    with pytest.raises(ConfigError, match="interrupted run.*--resume"):
+        sentiment.train(train, str(tmp_path / "resumed"), small_config())
+
+    result = sentiment.train(train, str(tmp_path / "resumed"), small_config(), resume=True)
+    assert result["training"]["epochs"] == 3
+    assert not (tmp_path / "resumed.partial").exists()
+    straight = json.loads((tmp_path / "straight/metrics.json").read_text())
+    a = [h["loss"] for h in straight["training"]["history"]]
+    b = [h["loss"] for h in result["training"]["history"]]
+    np.testing.assert_allclose(a, b, rtol=1e-3)
+
+
+def test_resume_refuses_changed_settings(data_dir, tmp_path):
+    from seqkit.tasks import sentiment
+
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        sentiment.train(str(data_dir / "train.csv"), str(tmp_path / "m"), small_config(),
+                        resume=True)
+    work = tmp_path / "m.partial"
+    (work / "checkpoints").mkdir(parents=True)
+    (work / "checkpoints" / "state.json").write_text("{}")
+    from seqkit import artifacts
+
+    artifacts.save_setup(work, task="sentiment", preprocessor={}, config=small_config())
+    with pytest.raises(ConfigError, match="differ from it: units"):
+        sentiment.train(str(data_dir / "train.csv"), str(tmp_path / "m"),
+                        small_config(units=16), resume=True)
+
+
+def test_force_replaces_a_model_dir_whole(data_dir, tmp_path):
+    from seqkit.tasks import sentiment
+
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "stale.txt").write_text("old")
+    sentiment.train(str(data_dir / "train.csv"), str(out), small_config(epochs=1), force=True)
+    assert not (out / "stale.txt").exists() and (out / "model.keras").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+def test_batches_bucket_by_length_and_reshuffle():
+    from seqkit.training import Batches
+
+    seqs = [[1] * n for n in [5, 1, 9, 3, 7, 2, 8, 4, 6, 10]]
+    batches = Batches({"x": seqs, "y": list(range(10))}, [len(s) for s in seqs], 2,
+                      lambda b: (b["x"], b["y"]), seed=0)
+    batches.WINDOW = 5  # one window holds everything
+    first = batches.batch_indices(0)
+    assert sorted(int(i) for b in first for i in b) == list(range(10))
+    for b in first:  # each batch pairs neighbours in length
+        lengths = sorted(len(seqs[i]) for i in b)
+        assert lengths[1] - lengths[0] <= 1
+    assert [list(b) for b in first] != [list(b) for b in batches.batch_indices(1)]
+    x, y = batches.structure(batches.make_batch(np.array([2, 1])))
+    assert x.shape == (2, 16) and list(x[1][:2]) == [1, 0] and list(y) == [2, 1]
+
+
+def test_pad_rounds_up_and_truncates():
+    from seqkit.training import pad
+
+    assert pad([[1, 2, 3], [4]]).shape == (2, 8)
+    assert pad([[1, 2, 3], [4]], length=2).tolist() == [[1, 2], [4, 0]]
