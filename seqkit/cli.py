@@ -95,7 +95,8 @@ def setup_logging(debug: bool, quiet: bool) -> None:
         import warnings
 
         warnings.filterwarnings("ignore")
-        logging.getLogger("absl").setLevel(logging.ERROR)
+        for name in ("absl", "tensorflow"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _fail(message: str, code: int) -> int:

@@ -1,0 +1,154 @@
+"""Decoding shared by translation, caption and lm: greedy search, beam search, sampling.
+
+A decoder is given as a step function over a batch of rows:
+
+    step(tokens, states) -> (log_probs, new_states)
+        tokens     (rows,) int array: the token each row fed last
+        states     list of arrays whose first axis is rows (RNN states, and constant
+                   context such as encoder outputs, which step returns unchanged)
+        log_probs  (rows, vocab) log-probabilities of the next token
+
+Everything here is NumPy around that function, so it works with any model that can run
+one step (a Keras step model today, another runtime later).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+Step = Callable[[np.ndarray, list], tuple[np.ndarray, list]]
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]  # without BOS and EOS
+    score: float  # sum of log-probabilities (EOS included when finished)
+    normalized: float  # the score used for ranking (length-normalised for beams)
+
+
+def _take(states: list, index: np.ndarray) -> list:
+    return [s[index] for s in states]
+
+
+def greedy(step: Step, states: list, rows: int, bos_id: int, eos_id: int, max_length: int
+           ) -> list[Hypothesis]:
+    """The most likely token at each step, for `rows` independent inputs."""
+    tokens = np.full(rows, bos_id, dtype=np.int32)
+    out = [[] for _ in range(rows)]
+    scores = np.zeros(rows)
+    done = np.zeros(rows, dtype=bool)
+    for _ in range(max_length):
+        log_probs, states = step(tokens, states)
+        tokens = log_probs.argmax(axis=-1).astype(np.int32)
+        picked = log_probs[np.arange(rows), tokens]
+        scores = np.where(done, scores, scores + picked)
+        for r in np.flatnonzero(~done):
+            if tokens[r] == eos_id:
+                done[r] = True
+            else:
+                out[r].append(int(tokens[r]))
+        if done.all():
+            break
+    return [Hypothesis(o, float(s), float(s)) for o, s in zip(out, scores)]
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """GNMT's length normalisation ((5 + length) / 6) ** alpha; alpha 0 turns it off."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def beam_search(step: Step, states: list, rows: int, bos_id: int, eos_id: int,
+                max_length: int, beam_size: int = 5, alpha: float = 0.6, n_best: int = 1
+                ) -> list[list[Hypothesis]]:
+    """Beam search for `rows` inputs at once; returns the n_best hypotheses of each,
+    best first, ranked by score / length_penalty(length, alpha)."""
+    k = beam_size
+    n_best = min(n_best, k)
+    states = [np.repeat(s, k, axis=0) for s in states]  # (rows * k, ...)
+    tokens = np.full(rows * k, bos_id, dtype=np.int32)
+    scores = np.full((rows, k), -np.inf)
+    scores[:, 0] = 0.0  # all beams start equal: keep one so the first step is not k copies
+    seqs: list[list[int]] = [[] for _ in range(rows * k)]
+    finished: list[list[Hypothesis]] = [[] for _ in range(rows)]
+    for t in range(max_length):
+        log_probs, states = step(tokens, states)
+        vocab = log_probs.shape[-1]
+        total = scores.reshape(-1, 1) + log_probs  # (rows * k, vocab)
+        total = total.reshape(rows, k * vocab)
+        top = np.argpartition(-total, kth=min(2 * k, k * vocab) - 1, axis=1)[:, : 2 * k]
+        new_scores = np.full((rows, k), -np.inf)
+        origin = np.zeros((rows, k), dtype=np.int64)
+        new_tokens = np.zeros((rows, k), dtype=np.int32)
+        for r in range(rows):
+            order = top[r][np.argsort(-total[r, top[r]], kind="stable")]
+            filled = 0
+            for flat in order:
+                value = total[r, flat]
+                if not np.isfinite(value) or filled == k:
+                    break
+                beam, token = divmod(int(flat), vocab)
+                if token == eos_id:
+                    # keep only as many finished as could still be returned from this row
+                    if len(finished[r]) < k:
+                        toks = seqs[r * k + beam]
+                        finished[r].append(Hypothesis(
+                            list(toks), float(value),
+                            float(value) / length_penalty(len(toks) + 1, alpha)))
+                    continue
+                new_scores[r, filled] = value
+                origin[r, filled] = r * k + beam
+                new_tokens[r, filled] = token
+                filled += 1
+        # stop a row when its best finished beats anything its live beams could reach
+        for r in range(rows):
+            if len(finished[r]) >= k:
+                new_scores[r] = -np.inf
+        scores = new_scores
+        flat_origin = origin.reshape(-1)
+        seqs = [seqs[o] + [int(tok)] for o, tok in zip(flat_origin, new_tokens.reshape(-1))]
+        states = _take(states, flat_origin)
+        tokens = new_tokens.reshape(-1)
+        if not np.isfinite(scores).any():
+            break
+    results = []
+    for r in range(rows):
+        ranked = sorted(finished[r], key=lambda h: -h.normalized)[:n_best]
+        if len(ranked) < n_best:  # out of length: live beams fill up, after finished ones
+            live = [Hypothesis(list(seqs[r * k + b]), float(scores[r, b]),
+                               float(scores[r, b]) / length_penalty(len(seqs[r * k + b]), alpha))
+                    for b in range(k) if np.isfinite(scores[r, b])]
+            ranked += sorted(live, key=lambda h: -h.normalized)[: n_best - len(ranked)]
+        results.append(ranked)
+    return results
+
+
+def sample(step: Step, states: list, tokens: np.ndarray, steps: int, *,
+           temperature: float = 1.0, top_k: int = 0, rng: np.random.Generator,
+           banned: Sequence[int] = ()) -> Iterator[np.ndarray]:
+    """Draw `steps` tokens for each row, yielding the (rows,) array of each step as soon as
+    it is drawn (so text can be streamed). temperature 0 means greedy; top_k 0 means the
+    whole vocabulary; `banned` ids (padding, unknown) are never drawn."""
+    tokens = np.asarray(tokens, dtype=np.int32)
+    for _ in range(steps):
+        log_probs, states = step(tokens, states)
+        log_probs = np.array(log_probs, dtype=np.float64)
+        if banned:
+            log_probs[:, list(banned)] = -np.inf
+        if temperature <= 0:
+            tokens = log_probs.argmax(axis=-1).astype(np.int32)
+        else:
+            logits = log_probs / temperature
+            if 0 < top_k < logits.shape[-1]:
+                kth = np.partition(logits, -top_k, axis=-1)[:, -top_k][:, None]
+                logits = np.where(logits < kth, -np.inf, logits)
+            logits -= logits.max(axis=-1, keepdims=True)
+            probs = np.exp(logits)
+            probs /= probs.sum(axis=-1, keepdims=True)
+            cumulative = probs.cumsum(axis=-1)
+            draws = rng.random((len(tokens), 1))
+            tokens = np.minimum((cumulative < draws).sum(axis=-1),
+                                probs.shape[-1] - 1).astype(np.int32)
+        yield tokens
