@@ -76,8 +76,11 @@ def test_beam_search_batches_rows_and_returns_n_best():
     out = beam_search(markov_step(TABLE), [np.zeros(3)], 3, BOS, EOS, 6, beam_size=3,
                       alpha=0.0, n_best=3)
     assert len(out) == 3 and all(len(h) == 3 for h in out)
-    assert out[0][0].tokens == out[2][0].tokens == [3]
-    assert [h.score for h in out[1]] == sorted((h.score for h in out[1]), reverse=True)
+    assert out[0][0].tokens == out[1][0].tokens == out[2][0].tokens == [3]
+    assert len({tuple(h.tokens) for h in out[1]}) == 3
+    # a finished hypothesis outranks an unfinished one cut off at max_length, even one
+    # with a higher raw score ("b b b b b b": .4 * .95 ** 5 > .6 * .5)
+    assert out[1][-1].tokens == [4] * 6 and out[1][-1].score > out[1][0].score
 
 
 def test_sampling_is_seeded_and_respects_top_k():
