@@ -252,10 +252,16 @@ def fit(model: keras.Model, train: Batches, valid: Batches | None, spec: TrainSp
     done_early = saved is not None and saved["wait"] >= spec.patience
     start = time.perf_counter()
     if initial_epoch < spec.epochs and not done_early:
-        with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress to stdout
-            model.fit(train.dataset(), validation_data=valid.dataset() if valid else None,
-                      epochs=spec.epochs, initial_epoch=initial_epoch, callbacks=callbacks,
-                      shuffle=False, verbose=1 if sys.stderr.isatty() else 0)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress to stdout
+                model.fit(train.dataset(), validation_data=valid.dataset() if valid else None,
+                          epochs=spec.epochs, initial_epoch=initial_epoch, callbacks=callbacks,
+                          shuffle=False, verbose=1 if sys.stderr.isatty() else 0)
+        except KeyboardInterrupt:
+            if (directory / STATE).exists():
+                log.warning("stopped; the last finished epoch is kept in %s: run the same "
+                            "command with --resume to go on", work_dir)
+            raise
     elif best_weights is not None:
         model.set_weights(best_weights)
     seconds = time.perf_counter() - start

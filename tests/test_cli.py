@@ -161,3 +161,26 @@ def test_bad_config_values(data_dir, tmp_path, cli):
 def test_debug_shows_traceback(tmp_path, cli):
     r = cli("--debug", "sentiment", "train", tmp_path / "missing.csv", "-o", tmp_path / "m")
     assert r.code == 1 and "Traceback" in r.err and "no such file" in r.err
+
+
+def test_ctrl_c_exits_130_and_keeps_a_resumable_checkpoint(data_dir, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "m"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seqkit", "sentiment", "train", str(data_dir / "train.csv"),
+         "-o", str(out), "--epochs", "500", "--patience", "500", "--units", "8"],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+    state = tmp_path / "m.partial" / "checkpoints" / "state.json"
+    deadline = time.time() + 120
+    while not state.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    err = err.decode()
+    assert "--resume" in err and "Traceback" not in err and err.rstrip().endswith("interrupted")
+    assert state.exists() and not out.exists()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any, Callable
 
 import click
@@ -71,7 +70,3 @@ def config_options(kwargs: dict[str, Any], exclude: tuple[str, ...] = ()) -> dic
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False))
-
-
-def stdout() -> Any:
-    return sys.stdout
