@@ -43,7 +43,7 @@ def split_chnsenticorp(tmp: Path) -> tuple[Path, Path, Path]:
     return tuple(paths)
 
 
-def baseline_keras(model_dir: Path, train_path: Path, valid_path: Path, epochs: int = 3) -> float:
+def baseline_keras(model_dir: Path, train_path: Path, valid_path: Path, epochs: int = 2) -> float:
     """Plain Keras: same layers, same ids, fixed-length padding, model.fit. Tokens/s."""
     import keras
     import numpy as np
@@ -91,6 +91,8 @@ def run(name: str, train_path: Path, valid_path: Path, test_path: Path, set_item
                              valid_path=str(valid_path), force=True)
     train_minutes = (time.perf_counter() - start) / 60
     test = sentiment.evaluate(str(model_dir), str(test_path))
+    print(json.dumps({"dataset": name, "test_accuracy": round(test["accuracy"], 4),
+                      "train_minutes": round(train_minutes, 1)}), flush=True)
     history = result["training"]["history"]
     seqkit_tps = steady_tokens_per_second(result["training"]["train_tokens"],
                                           [h["seconds"] for h in history])
