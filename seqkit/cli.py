@@ -21,7 +21,7 @@ from seqkit.errors import SeqkitError
 # name -> (module with a `group`, one-line description); None: not built yet
 TASKS = {
     "sentiment": ("seqkit.commands.sentiment", "text classification, many-to-one"),
-    "ner": (None, "sequence tagging (named entities), many-to-many aligned"),
+    "ner": ("seqkit.commands.ner", "sequence tagging (named entities), many-to-many aligned"),
     "translation": (None, "seq2seq encoder-decoder translation, many-to-many"),
     "caption": (None, "image captioning, one-to-many"),
     "lm": (None, "language model and text generation"),
