@@ -123,6 +123,18 @@ def setup_preprocessor(work_dir: Path, *, task: str, config, resume: bool,
     return pre
 
 
+def complete(work_dir: Path, out_dir: str | Path, *, task: str, model, preprocessor: dict,
+             config, metrics: dict) -> Path:
+    """Save a trained model into the working directory and move it to its final name."""
+    import logging
+
+    save(work_dir, task=task, model=model, preprocessor=preprocessor, config=config,
+         metrics=metrics)
+    out = finish_run(work_dir, out_dir)
+    logging.getLogger("seqkit").info("model written to %s", out_dir)
+    return out
+
+
 def finish_run(work_dir: Path, out_dir: str | Path) -> Path:
     """Drop the checkpoints and move the finished directory to its final name."""
     work, out = Path(work_dir), Path(out_dir)
@@ -145,6 +157,17 @@ class Loaded:
     preprocessor: dict
     metrics: dict = field(default_factory=dict)
     model: Any = None
+
+
+class Handle:
+    """A loaded model directory as predictors use it: model, config, preprocessor, batch size."""
+
+    def __init__(self, model_dir: str | Path, task: str, config_cls, preprocessor_cls,
+                 batch_size: int = 256):
+        loaded = load(model_dir, task, config_cls)
+        self.model, self.config = loaded.model, loaded.config
+        self.pre = preprocessor_cls.from_json(loaded.preprocessor)
+        self.batch_size = batch_size
 
 
 def load(model_dir: str | Path, task: str, config_cls, *, custom_objects: dict | None = None,

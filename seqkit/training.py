@@ -250,6 +250,20 @@ class ScoreCallback(keras.callbacks.Callback):
             logs[f"val_{self.name}"] = float(self.score(self.model))
 
 
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training after the first epoch that ends past `minutes` (0: no limit); the
+    early-stopping callback still restores the best epoch's weights."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.minutes, self.start = minutes, time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.minutes > 0 and time.perf_counter() - self.start > self.minutes * 60:
+            log.info("stopping: the time limit of %g minutes has passed", self.minutes)
+            self.model.stop_training = True
+
+
 def fit(model: keras.Model, train: Batches, valid: Batches | None, spec: TrainSpec,
         work_dir: Path, *, monitor: str, mode: str, resume: bool = False,
         custom_objects: dict | None = None, callbacks: Sequence[keras.callbacks.Callback] = ()

@@ -3,6 +3,7 @@ pretrained word features, predict offsets, and the command line."""
 
 import itertools
 import json
+import re
 
 import numpy as np
 import pytest
@@ -189,7 +190,8 @@ def test_pretrained_embeddings(data_dir, tmp_path, cli):
                        "mara 0.5 0.5 0.5 0.5 0.5 0.5\n", encoding="utf-8")
     out = tmp_path / "m"
     r = cli("-q", "ner", "train", data_dir / "ner_en.conll", "-o", out, "--embeddings",
-            vectors, "--epochs", "1", "--learning-rate", "1e-7", "--units", "4")
+            vectors, "--epochs", "1", "--learning-rate", "1e-7", "--units", "4", "--no-crf",
+            "--char-features", "none", "--batch-size", "64")
     assert r.code == 0, r.err
     pre = json.loads((out / "preprocessor.json").read_text())
     words = pre["vocab"]["tokens"]
@@ -275,13 +277,14 @@ def test_evaluate_json_and_report(ner_en_model, data_dir, cli):
     ("Mara x B-PER\nQuell I-PER\n", "bad.conll:2: the tag column is missing; found 2 columns, "
                                     "expected 3"),
     ("Mara B-PER\nQuell x y I-PER\n", "bad.conll:2: found 4 columns, expected 2 like line 1"),
-    ("Mara B-PER\n\nQuell M-PER\n", "bad.conll:3: tag 'M-PER' is outside the BIO scheme"),
+    ("Mara B-PER\nQuell I-PER\n\nLi M-PER\n",  # M- makes it BMES, where I- has no place
+     "bad.conll:2: tag 'I-PER' is outside the BMES scheme"),
     ("Mara PERSON\n", "bad.conll:1: tag 'PERSON' is outside the BIO scheme"),
 ])
 def test_bad_training_data_is_one_line_with_file_and_line(content, expected, tmp_path, cli):
     bad = tmp_path / "bad.conll"
     bad.write_text(content, encoding="utf-8")
-    r = cli("ner", "train", bad, "-o", tmp_path / "m")
+    r = cli("-q", "ner", "train", bad, "-o", tmp_path / "m")
     lines = r.err.strip().splitlines()
     assert r.code == 1 and len(lines) == 1 and lines[0].startswith("seqkit: error: ")
     assert expected in lines[0]
@@ -290,8 +293,8 @@ def test_bad_training_data_is_one_line_with_file_and_line(content, expected, tmp
 
 def test_scheme_option_and_evaluate_checks_tags(ner_en_model, tmp_path, cli):
     data = write_conll(tmp_path / "d.conll", make_ner_en(6))
-    r = cli("ner", "train", data, "-o", tmp_path / "m", "--scheme", "bmes")
-    assert r.code == 1 and "d.conll:1: tag 'B-PER' is outside the BMES scheme" in r.err
+    r = cli("ner", "train", data, "-o", tmp_path / "m", "--scheme", "bmes")  # B- fits, I- not
+    assert r.code == 1 and re.search(r"d\.conll:\d+: tag 'I-\w+' is outside the BMES", r.err)
     bad = tmp_path / "e.conll"
     bad.write_text("Mara B-PER\nQuell E-PER\n", encoding="utf-8")
     r = cli("ner", "evaluate", ner_en_model, bad)

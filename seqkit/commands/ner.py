@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from seqkit.commands.common import _apply, config_options, echo_json, train_options
+from seqkit.commands.common import _apply, echo_json, task_config, train_options
 
 COLUMN_OPTIONS = ("token_column", "tag_column", "encoding")
 SCHEME_CHOICES = ["auto", "iob1", "bio", "iob2", "bioes", "iobes", "bmes"]
@@ -50,12 +50,10 @@ def group() -> None:
                    "else words).")
 def train_command(train_path, out_dir, valid_path, recipe, set_items, force, resume, **kwargs):
     """Train a tagger on TRAIN (CoNLL columns) and write it to -o MODEL_DIR."""
-    from seqkit import config as configlib
     from seqkit.tasks import ner
 
     columns = _columns(kwargs)
-    config = configlib.resolve(ner.Config, recipe, config_options(kwargs), set_items,
-                               task=ner.TASK)
+    config = task_config(ner, recipe, kwargs, set_items)
     ner.train(train_path, out_dir, config, valid_path=valid_path, columns=columns,
               force=force, resume=resume)
 

@@ -24,8 +24,8 @@ from seqkit import artifacts, config as configlib, io, metrics, schemes, text
 from seqkit.backbones import BackboneSpec, apply_backbone
 from seqkit.crf import CRF
 from seqkit.errors import ConfigError, DataError
-from seqkit.training import (Batches, ScoreCallback, TrainSpec, fit, make_optimizer,
-                             predict_padded, set_seed)
+from seqkit.training import (Batches, ScoreCallback, TimeLimit, TrainSpec, fit,
+                             make_optimizer, predict_padded, set_seed)
 
 TASK = "ner"
 CHAR_FEATURES = ("auto", "cnn", "none")
@@ -58,6 +58,7 @@ class Config:
     dropout: float = 0.5
     recurrent_dropout: float = 0.0
     epochs: int = 30
+    max_minutes: float = 30.0  # stop after the epoch that passes this; 0: no limit
     batch_size: int = 32
     learning_rate: float = 0.002
     clipnorm: float = 5.0
@@ -71,6 +72,7 @@ class Config:
         configlib.check_choice("char_features", self.char_features, CHAR_FEATURES)
         configlib.check_range("valid_fraction", self.valid_fraction, 0.01, 0.5)
         configlib.check_range("unk_replace", self.unk_replace, 0.0, 1.0)
+        configlib.check_range("max_minutes", self.max_minutes, 0.0)
         for name in ("embedding_dim", "char_embedding_dim", "char_filters", "char_width",
                      "max_word_length"):
             if getattr(self, name) < 1:
@@ -81,6 +83,12 @@ class Config:
 
 # 2. Preprocessor ---------------------------------------------------------------------------
 _DIGIT = re.compile(r"\d")
+
+
+def word_key(token: str, lowercase: bool) -> str:
+    """The vocabulary entry of a token: NFKC, lowercased (if set), every digit 0."""
+    token = text.normalize(token)
+    return _DIGIT.sub("0", token.lower() if lowercase else token)
 
 
 def is_char_level(token_lists: Iterable[Sequence[str]]) -> bool:
@@ -102,9 +110,7 @@ class Preprocessor:
             max_word_length
 
     def word_key(self, token: str) -> str:
-        """The vocabulary entry of a token: NFKC, lowercased (if set), every digit 0."""
-        token = text.normalize(token)
-        return _DIGIT.sub("0", token.lower() if self.lowercase else token)
+        return word_key(token, self.lowercase)
 
     @classmethod
     def fit(cls, sentences: Sequence[io.Sentence], scheme: str, config: Config,
@@ -184,8 +190,7 @@ def resolve_scheme(config: Config, sentences: Sequence[io.Sentence]) -> str:
 def pretrained_vectors(path: str, token_lists: Sequence[Sequence[str]], config: Config):
     """(words, matrix) of a vectors file; the first max_vocab words, plus any word in
     the training data."""
-    seen = {_DIGIT.sub("0", t.lower() if config.lowercase else t)
-            for toks in token_lists for t in toks}
+    seen = {word_key(t, config.lowercase) for toks in token_lists for t in toks}
     count = {"n": 0}
 
     def keep(word: str) -> bool:
@@ -414,30 +419,31 @@ def train(train_path: str, out_dir: str, config: Config, *, valid_path: str | No
     train_batches = _batches(pre, sentences, config, config.crf, shuffle=True,
                              singletons=_singletons(pre, sentences))
     valid_batches = _batches(pre, valid, config, config.crf, shuffle=False)
-    f1 = ScoreCallback("f1", lambda m: score(inference_model(m), pre, valid,
-                                             config.batch_size * 8)["f1"])
+    views: dict = {}  # one inference model per trained model: its predict graphs persist
+
+    def valid_f1(trained):
+        view = views.setdefault(id(trained), inference_model(trained))
+        return score(view, pre, valid, config.batch_size * 8)["f1"]
+
+    f1 = ScoreCallback("f1", valid_f1)
     trainee, summary = fit(trainee, train_batches, valid_batches, TrainSpec.from_config(config),
-                           work, monitor="val_f1", mode="max", resume=resume, callbacks=[f1])
+                           work, monitor="val_f1", mode="max", resume=resume,
+                           callbacks=[f1, TimeLimit(config.max_minutes)])
     model = inference_model(trainee)
     scores = score(model, pre, valid, config.batch_size * 8)
     log.info("validation entity F1 %.4f (precision %.4f, recall %.4f)", scores["f1"],
              scores["precision"], scores["recall"])
     result = {"validation": scores, "training": summary}
-    artifacts.save(work, task=TASK, model=model, preprocessor=pre.to_json(), config=config,
-                   metrics=result)
-    artifacts.finish_run(work, out_dir)
-    log.info("model written to %s", out_dir)
+    artifacts.complete(work, out_dir, task=TASK, model=model, preprocessor=pre.to_json(),
+                       config=config, metrics=result)
     return result
 
 
-class Predictor:
+class Predictor(artifacts.Handle):
     """A loaded tagger that tags raw text lines or pre-tokenised sentences in batches."""
 
     def __init__(self, model_dir: str, batch_size: int = 256):
-        loaded = artifacts.load(model_dir, TASK, Config)
-        self.model, self.config = loaded.model, loaded.config
-        self.pre = Preprocessor.from_json(loaded.preprocessor)
-        self.batch_size = batch_size
+        super().__init__(model_dir, TASK, Config, Preprocessor, batch_size)
 
     def tag(self, token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
         return predict_tags(self.model, self.pre, token_lists, self.batch_size)

@@ -217,10 +217,8 @@ def train(train_path: str, out_dir: str, config: Config, *, valid_path: str | No
     scores = score(model, pre, v_texts, v_labels, config.batch_size)
     log.info("validation accuracy %.4f, macro-F1 %.4f", scores["accuracy"], scores["macro_f1"])
     result = {"validation": scores, "training": summary}
-    artifacts.save(work, task=TASK, model=model, preprocessor=pre.to_json(), config=config,
-                   metrics=result)
-    artifacts.finish_run(work, out_dir)
-    log.info("model written to %s", out_dir)
+    artifacts.complete(work, out_dir, task=TASK, model=model, preprocessor=pre.to_json(),
+                       config=config, metrics=result)
     return result
 
 
@@ -242,14 +240,11 @@ def predict_probs(model, pre: Preprocessor, texts: Sequence[str], batch_size: in
     return out
 
 
-class Predictor:
+class Predictor(artifacts.Handle):
     """A loaded model that classifies texts in batches."""
 
     def __init__(self, model_dir: str, batch_size: int = 256):
-        loaded = artifacts.load(model_dir, TASK, Config)
-        self.model, self.config = loaded.model, loaded.config
-        self.pre = Preprocessor.from_json(loaded.preprocessor)
-        self.batch_size = batch_size
+        super().__init__(model_dir, TASK, Config, Preprocessor, batch_size)
 
     @property
     def labels(self) -> list[str]:
