@@ -162,15 +162,19 @@ def test_char_features_for_words_not_for_characters():
 
     english = [io.Sentence(t, g, []) for t, g in make_ner_en(6)]
     pre = ner.Preprocessor.fit(english, "bio", ner.Config())
-    assert pre.chars is not None and pre.tokenizer == "auto"
+    assert pre.chars is not None and pre.tokenizer == "auto" and pre.bigrams is None
     inputs = pre.inputs([["Zorblax", "2024"]])
     assert inputs["tokens"] == [[pre.vocab.unk_id, pre.vocab.unk_id]]  # unseen words...
     assert inputs["chars"][0][0] == pre.chars.encode("Zorblax")  # ...keep their characters
     assert pre.word_key("Port-99") == "port-00"
-    chinese = [io.Sentence(list("张伟在北京"), ["B-NAME", "E-NAME", "O", "B-LOC", "E-LOC"], [])]
+    chinese = [io.Sentence(list("张伟在北京"), ["B-NAME", "E-NAME", "O", "B-LOC", "E-LOC"], [])] * 2
     pre = ner.Preprocessor.fit(chinese, "bmes", ner.Config())
     assert pre.chars is None and pre.tokenizer == "char"
-    assert set(pre.inputs([["张"]])) == {"tokens"}
+    assert pre.bigram_keys(["北", "京"]) == ["北 京", "京 </s>"]
+    inputs = pre.inputs([["在", "北", "京"], ["南", "京"]])
+    assert set(inputs) == {"tokens", "bigrams"}
+    assert inputs["bigrams"][0] == pre.bigrams.encode(["在 北", "北 京", "京 </s>"])
+    assert inputs["bigrams"][1] == [pre.bigrams.unk_id, pre.bigrams.id("京 </s>")]
 
 
 def test_char_pool_ignores_padding_characters():

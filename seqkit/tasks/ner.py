@@ -29,6 +29,8 @@ from seqkit.training import (Batches, ScoreCallback, TimeLimit, TrainSpec, fit,
 
 TASK = "ner"
 CHAR_FEATURES = ("auto", "cnn", "none")
+BIGRAMS = ("auto", "on", "off")
+END = "</s>"  # the bigram partner of a sentence's last token
 TOKENIZERS = ("auto", *text.TOKENIZERS)
 log = logging.getLogger("seqkit")
 
@@ -50,6 +52,9 @@ class Config:
     char_filters: int = 50
     char_width: int = 3
     max_word_length: int = 20  # characters per word seen by the char CNN
+    bigrams: str = "auto"  # token-bigram embeddings; auto: on for char-level data (Chinese)
+    bigram_embedding_dim: int = 50
+    bigram_min_count: int = 2  # rarer bigrams are <unk>, so <unk> is learnt
     crf: bool = True
     cell: str = "lstm"
     units: int = 128
@@ -70,11 +75,12 @@ class Config:
             configlib.check_choice("scheme", schemes.canonical(self.scheme), schemes.SCHEMES)
         configlib.check_choice("tokenizer", self.tokenizer, TOKENIZERS)
         configlib.check_choice("char_features", self.char_features, CHAR_FEATURES)
+        configlib.check_choice("bigrams", self.bigrams, BIGRAMS)
         configlib.check_range("valid_fraction", self.valid_fraction, 0.01, 0.5)
         configlib.check_range("unk_replace", self.unk_replace, 0.0, 1.0)
         configlib.check_range("max_minutes", self.max_minutes, 0.0)
         for name in ("embedding_dim", "char_embedding_dim", "char_filters", "char_width",
-                     "max_word_length"):
+                     "max_word_length", "bigram_embedding_dim", "bigram_min_count"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         BackboneSpec.from_config(self).validate()
@@ -102,10 +108,10 @@ class Preprocessor:
 
     def __init__(self, scheme: str, tags: Sequence[str], vocab: text.Vocabulary,
                  chars: text.Vocabulary | None, tokenizer: str, lowercase: bool,
-                 max_word_length: int):
+                 max_word_length: int, bigrams: text.Vocabulary | None = None):
         self.scheme, self.tags = scheme, list(tags)
         self.tag_index = {tag: i for i, tag in enumerate(self.tags)}
-        self.vocab, self.chars = vocab, chars
+        self.vocab, self.chars, self.bigrams = vocab, chars, bigrams
         self.tokenizer, self.lowercase, self.max_word_length = tokenizer, lowercase, \
             max_word_length
 
@@ -136,11 +142,20 @@ class Preprocessor:
         if use_chars:
             pre.chars = text.Vocabulary.build(
                 [list(text.normalize(t)) for toks in token_lists for t in toks])
-        log.info("%s scheme, %d tags, vocabulary %s words, %s, raw text tokenizer %s",
+        if config.bigrams == "on" or (config.bigrams == "auto" and char_level):
+            pre.bigrams = text.Vocabulary.build([pre.bigram_keys(toks) for toks in token_lists],
+                                                config.bigram_min_count, config.max_vocab)
+        log.info("%s scheme, %d tags, vocabulary %s words, %s, %s, raw text tokenizer %s",
                  scheme.upper(), len(pre.tags), f"{len(vocab):,}",
                  f"char CNN over {len(pre.chars):,} characters" if pre.chars
-                 else "no character features", tokenizer)
+                 else "no character features",
+                 f"{len(pre.bigrams):,} bigrams" if pre.bigrams else "no bigrams", tokenizer)
         return pre
+
+    def bigram_keys(self, tokens: Sequence[str]) -> list[str]:
+        """Each token with the next one (END after the last): 北京 -> 北京, 京</s>."""
+        keys = [self.word_key(t) for t in tokens]
+        return [a + " " + b for a, b in zip(keys, keys[1:] + [END])]
 
     def words(self, token_lists: Iterable[Sequence[str]]) -> list[list[int]]:
         return [self.vocab.encode(self.word_key(t) for t in toks) for toks in token_lists]
@@ -151,6 +166,8 @@ class Preprocessor:
         if self.chars is not None:
             out["chars"] = [[self.chars.encode(text.normalize(t)[: self.max_word_length])
                              for t in toks] for toks in token_lists]
+        if self.bigrams is not None:
+            out["bigrams"] = [self.bigrams.encode(self.bigram_keys(toks)) for toks in token_lists]
         return out
 
     def encode_tags(self, tag_lists: Iterable[Sequence[str]]) -> list[list[int]]:
@@ -161,13 +178,16 @@ class Preprocessor:
         return {"scheme": self.scheme, "tags": self.tags, "tokenizer": self.tokenizer,
                 "lowercase": self.lowercase, "max_word_length": self.max_word_length,
                 "vocab": self.vocab.to_json(),
-                "chars": self.chars.to_json() if self.chars is not None else None}
+                "chars": self.chars.to_json() if self.chars is not None else None,
+                "bigrams": self.bigrams.to_json() if self.bigrams is not None else None}
 
     @classmethod
     def from_json(cls, data: dict) -> "Preprocessor":
-        chars = text.Vocabulary.from_json(data["chars"]) if data.get("chars") else None
+        chars, bigrams = (text.Vocabulary.from_json(data[k]) if data.get(k) else None
+                          for k in ("chars", "bigrams"))
         return cls(data["scheme"], data["tags"], text.Vocabulary.from_json(data["vocab"]),
-                   chars, data["tokenizer"], data["lowercase"], data["max_word_length"])
+                   chars, data["tokenizer"], data["lowercase"], data["max_word_length"],
+                   bigrams)
 
 
 def check_tags(sentences: Sequence[io.Sentence], scheme: str, path: str) -> None:
@@ -257,6 +277,12 @@ def build_network(config: Config, pre: Preprocessor):
                                 activation="tanh", name="char_cnn")(c)  # (b, t, c, filters)
         c = CharPool(name="char_pool")([c, chars])  # (batch, time, filters)
         x = keras.layers.Concatenate(name="word_features")([x, c])
+    if pre.bigrams is not None:
+        bigrams = keras.Input(shape=(None,), dtype="int32", name="bigrams")  # (batch, time)
+        inputs["bigrams"] = bigrams
+        b = keras.layers.Embedding(len(pre.bigrams), config.bigram_embedding_dim,
+                                   name="bigram_embedding")(bigrams)  # (batch, time, bdim)
+        x = keras.layers.Concatenate(name="token_features")([x, b])
     if config.dropout > 0:
         x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
     x, _ = apply_backbone(x, BackboneSpec.from_config(config), return_sequences=True)
