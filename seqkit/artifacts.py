@@ -16,9 +16,9 @@ import json
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -92,6 +92,49 @@ def read_config(directory: Path, task: str, config_cls):
     return configlib.from_dict(config_cls, configlib.read_recipe(path, task), str(path))
 
 
+def resume_config(work_dir: Path, task: str, given):
+    """The interrupted run's config; only `epochs` may be changed when resuming."""
+    config_cls = type(given)
+    saved = read_config(work_dir, task, config_cls)
+    changed = [k for k, v in asdict(given).items()
+               if k != "epochs" and v != getattr(saved, k) and v != getattr(config_cls(), k)]
+    if changed:
+        raise ConfigError(f"--resume continues the run as it was configured; these options "
+                          f"differ from it: {', '.join(changed)}")
+    saved.epochs = given.epochs
+    return saved
+
+
+def begin(out_dir: str | Path, task: str, config, *, force: bool = False,
+          resume: bool = False) -> tuple[Path, Any]:
+    """Start (or resume) a training run: the working directory and the config to use."""
+    work = start_run(out_dir, force=force, resume=resume)
+    return work, (resume_config(work, task, config) if resume else config)
+
+
+def setup_preprocessor(work_dir: Path, *, task: str, config, resume: bool,
+                       fit: Callable[[], Any], from_json: Callable[[dict], Any]):
+    """A new run fits the preprocessor and writes it (and the config) before training;
+    a resumed run reads back the one it wrote."""
+    if resume:
+        return from_json(read_json(Path(work_dir) / PREPROCESSOR_FILE))
+    pre = fit()
+    save_setup(work_dir, task=task, preprocessor=pre.to_json(), config=config)
+    return pre
+
+
+def complete(work_dir: Path, out_dir: str | Path, *, task: str, model, preprocessor: dict,
+             config, metrics: dict) -> Path:
+    """Save a trained model into the working directory and move it to its final name."""
+    import logging
+
+    save(work_dir, task=task, model=model, preprocessor=preprocessor, config=config,
+         metrics=metrics)
+    out = finish_run(work_dir, out_dir)
+    logging.getLogger("seqkit").info("model written to %s", out_dir)
+    return out
+
+
 def finish_run(work_dir: Path, out_dir: str | Path) -> Path:
     """Drop the checkpoints and move the finished directory to its final name."""
     work, out = Path(work_dir), Path(out_dir)
@@ -114,6 +157,17 @@ class Loaded:
     preprocessor: dict
     metrics: dict = field(default_factory=dict)
     model: Any = None
+
+
+class Handle:
+    """A loaded model directory as predictors use it: model, config, preprocessor, batch size."""
+
+    def __init__(self, model_dir: str | Path, task: str, config_cls, preprocessor_cls,
+                 batch_size: int = 256):
+        loaded = load(model_dir, task, config_cls)
+        self.model, self.config = loaded.model, loaded.config
+        self.pre = preprocessor_cls.from_json(loaded.preprocessor)
+        self.batch_size = batch_size
 
 
 def load(model_dir: str | Path, task: str, config_cls, *, custom_objects: dict | None = None,

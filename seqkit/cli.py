@@ -21,7 +21,7 @@ from seqkit.errors import SeqkitError
 # name -> (module with a `group`, one-line description); None: not built yet
 TASKS = {
     "sentiment": ("seqkit.commands.sentiment", "text classification, many-to-one"),
-    "ner": (None, "sequence tagging (named entities), many-to-many aligned"),
+    "ner": ("seqkit.commands.ner", "sequence tagging (named entities), many-to-many aligned"),
     "translation": (None, "seq2seq encoder-decoder translation, many-to-many"),
     "caption": (None, "image captioning, one-to-many"),
     "lm": (None, "language model and text generation"),
@@ -83,10 +83,23 @@ def tasks_command() -> None:
         click.echo(f"{name:<{width}}  {summary}{note}")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is now, not the stream it was created with (which a
+    caller that swaps stderr, such as pytest's capture, may have closed since)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def setup_logging(debug: bool, quiet: bool) -> None:
     logger = logging.getLogger("seqkit")
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("seqkit: %(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.ERROR if quiet else logging.INFO)

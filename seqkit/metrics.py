@@ -48,3 +48,47 @@ def format_classification(m: dict) -> str:
     for label, row in zip(labels, m["confusion_matrix"]["matrix"]):
         lines.append(f"{label:<{width}}  " + "  ".join(f"{v:>{cell}}" for v in row))
     return "\n".join(lines)
+
+
+def entity_scores(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]],
+                  scheme: str) -> dict:
+    """Entity-level precision/recall/F1 (micro and per type, conlleval-compatible, through
+    seqeval) and token accuracy, for tag sequences in `scheme` (see seqkit.schemes)."""
+    from seqeval.metrics import classification_report
+
+    from seqkit.schemes import to_conlleval
+
+    true = [to_conlleval(t, scheme) for t in y_true]
+    pred = [to_conlleval(p, scheme) for p in y_pred]
+    report = classification_report(true, pred, output_dict=True, zero_division=0)
+    micro = report.pop("micro avg")
+    types = {k: v for k, v in report.items() if not k.endswith(" avg")}
+    tokens = sum(len(t) for t in y_true)
+    correct = sum(a == b for t, p in zip(y_true, y_pred) for a, b in zip(t, p))
+    return {
+        "f1": float(micro["f1-score"]),
+        "precision": float(micro["precision"]),
+        "recall": float(micro["recall"]),
+        "accuracy": correct / tokens if tokens else 0.0,
+        "entities": int(micro["support"]),
+        "sentences": len(y_true),
+        "tokens": tokens,
+        "per_type": {
+            kind: {"precision": float(v["precision"]), "recall": float(v["recall"]),
+                   "f1": float(v["f1-score"]), "support": int(v["support"])}
+            for kind, v in sorted(types.items())
+        },
+    }
+
+
+def format_entities(m: dict) -> str:
+    """A readable report: micro scores, token accuracy, a per-type table."""
+    width = max([len("type"), *(len(k) for k in m["per_type"])])
+    lines = [f"f1         {m['f1']:.4f}", f"precision  {m['precision']:.4f}",
+             f"recall     {m['recall']:.4f}", f"accuracy   {m['accuracy']:.4f}  (tokens)",
+             f"entities   {m['entities']}  in {m['sentences']} sentences, {m['tokens']} tokens",
+             "", f"{'type':<{width}}  precision  recall  f1      support"]
+    for kind, c in m["per_type"].items():
+        lines.append(f"{kind:<{width}}  {c['precision']:.4f}     {c['recall']:.4f}  "
+                     f"{c['f1']:.4f}  {c['support']}")
+    return "\n".join(lines)

@@ -78,6 +78,26 @@ def pad(seqs: Sequence[Sequence[int]], length: int | None = None, value: int = 0
     return out
 
 
+def pad_nested(seqs: Sequence[Sequence[Sequence[int]]], multiple: int = 8) -> np.ndarray:
+    """Right-pad sequences of int sequences (e.g. the characters of each word) to a
+    (count, time, width) array; both lengths rounded up to `multiple`."""
+    longest = max((len(s) for s in seqs), default=0)
+    widest = max((len(w) for s in seqs for w in s), default=0)
+    length = max(1, math.ceil(max(1, longest) / multiple) * multiple)
+    width = max(1, math.ceil(max(1, widest) / multiple) * multiple)
+    out = np.zeros((len(seqs), length, width), dtype=np.int32)
+    for i, seq in enumerate(seqs):
+        for j, word in enumerate(seq[:length]):
+            out[i, j, : len(word)] = word
+    return out
+
+
+def pad_column(values: Sequence) -> np.ndarray:
+    """Pad one batch of a column: int sequences to 2-D, sequences of sequences to 3-D."""
+    nested = any(len(s) and isinstance(s[0], (list, tuple, np.ndarray)) for s in values)
+    return pad_nested(values) if nested else pad(values)
+
+
 class Batches:
     """Length-bucketed batches for `model.fit`, as a `tf.data.Dataset`.
 
@@ -130,7 +150,7 @@ class Batches:
             if isinstance(col, np.ndarray):
                 out[name] = col[idx]
             else:
-                out[name] = pad([col[i] for i in idx])
+                out[name] = pad_column([col[i] for i in idx])
         return out
 
     def _generate(self):
@@ -217,13 +237,42 @@ def _atomic(path: Path, write: Callable[[str], object]) -> None:
     os.replace(tmp, path)
 
 
+class ScoreCallback(keras.callbacks.Callback):
+    """Puts `score(model)` into the epoch's logs as `val_NAME`, for early stopping on a
+    score that Keras metrics cannot compute (e.g. entity F1 after decoding)."""
+
+    def __init__(self, name: str, score: Callable[[keras.Model], float]):
+        super().__init__()
+        self.name, self.score = name, score
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs[f"val_{self.name}"] = float(self.score(self.model))
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training after the first epoch that ends past `minutes` (0: no limit); the
+    early-stopping callback still restores the best epoch's weights."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.minutes, self.start = minutes, time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.minutes > 0 and time.perf_counter() - self.start > self.minutes * 60:
+            log.info("stopping: the time limit of %g minutes has passed", self.minutes)
+            self.model.stop_training = True
+
+
 def fit(model: keras.Model, train: Batches, valid: Batches | None, spec: TrainSpec,
         work_dir: Path, *, monitor: str, mode: str, resume: bool = False,
-        custom_objects: dict | None = None) -> tuple[keras.Model, dict]:
+        custom_objects: dict | None = None, callbacks: Sequence[keras.callbacks.Callback] = ()
+        ) -> tuple[keras.Model, dict]:
     """Train `model` (compiled) and return it with the best weights and a summary.
 
     With resume, the model, optimizer and early-stopping state come from the checkpoint in
     `work_dir` and training goes on from the epoch after the last one completed.
+    `callbacks` run first at each epoch's end, so the metrics they log can be monitored.
     """
     spec.validate()
     directory = Path(work_dir) / CHECKPOINT_DIR
@@ -244,7 +293,7 @@ def fit(model: keras.Model, train: Batches, valid: Batches | None, spec: TrainSp
     stopper = _ResumableEarlyStopping(
         saved=saved, best_weights=best_weights, monitor=monitor, mode=mode,
         patience=spec.patience, restore_best_weights=True)
-    callbacks = [_EpochLog(spec.epochs, train.tokens), stopper,
+    callbacks = [*callbacks, _EpochLog(spec.epochs, train.tokens), stopper,
                  _Checkpoint(directory, stopper, history)]
     train.epoch = valid_epoch = initial_epoch
     if valid is not None:
@@ -280,18 +329,26 @@ def fit(model: keras.Model, train: Batches, valid: Batches | None, spec: TrainSp
     return model, summary
 
 
-def predict_padded(model: keras.Model, seqs: Sequence[Sequence[int]], batch_size: int = 256
-                   ) -> list[np.ndarray]:
+def predict_padded(model: keras.Model, seqs: Sequence[Sequence[int]] | dict[str, Sequence],
+                   batch_size: int = 256) -> list[np.ndarray]:
     """Run `model` over int sequences in length-sorted, padded batches.
 
-    Returns one array per input, in input order; outputs with a time axis are cut back
-    to each input's own length. Inputs must be non-empty.
+    `seqs` is one list of sequences, or a dict of such columns for a model with named
+    inputs (lengths come from the first column). Returns one array per input, in input
+    order; outputs with a time axis are cut back to each input's own length. Inputs must
+    be non-empty.
     """
+    columns = seqs if isinstance(seqs, dict) else None
+    seqs = next(iter(columns.values())) if columns else seqs
     order = np.argsort([len(s) for s in seqs], kind="stable")
     results: list = [None] * len(seqs)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        out = np.asarray(model.predict_on_batch(pad([seqs[i] for i in idx])))
+        if columns:
+            batch = {k: pad_column([col[i] for i in idx]) for k, col in columns.items()}
+        else:
+            batch = pad([seqs[i] for i in idx])
+        out = np.asarray(model.predict_on_batch(batch))
         for row, i in zip(out, idx):
             results[i] = row[: len(seqs[i])] if row.ndim >= 2 else row
     return results

@@ -43,12 +43,64 @@ def write_table(path: Path, rows, header=("text", "label"), sep=","):
     return path
 
 
+NER_EN = [("{PER} visited {LOC} .", None), ("{PER} works for {ORG} in {LOC} .", None),
+          ("the weather was fine .", None)]
+NER_NAMES = {"PER": ["Mara Quell", "Tobin", "Ilse Okafor"], "LOC": ["Port Edra", "Saltmere"],
+             "ORG": ["Harbor Bank", "Apex"]}
+NER_ZH = {"NAME": ["张伟", "李娜"], "LOC": ["北京", "上海"]}
+
+
+def make_ner_en(n, seed=0):
+    """BIO sentences [(tokens, tags)] from a few templates."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        tokens, tags = [], []
+        for part in NER_EN[i % len(NER_EN)][0].split():
+            if part.startswith("{"):
+                kind = part[1:-1]
+                words = rng.choice(NER_NAMES[kind]).split()
+                tokens += words
+                tags += [("B-" if j == 0 else "I-") + kind for j in range(len(words))]
+            else:
+                tokens.append(part)
+                tags.append("O")
+        out.append((tokens, tags))
+    return out
+
+
+def make_ner_zh(n, seed=0):
+    """Character-level BMES sentences: NAME在LOC工作。"""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        name, loc = rng.choice(NER_ZH["NAME"]), rng.choice(NER_ZH["LOC"])
+        chars = list(name + "在" + loc + "工作。")
+        tags = ["B-NAME", "E-NAME", "O", "B-LOC", "E-LOC", "O", "O", "O"]
+        out.append((chars, tags))
+    return out
+
+
+def write_conll(path: Path, sentences, extra_columns=0, docstart=False):
+    with open(path, "w", encoding="utf-8") as fh:
+        if docstart:
+            fh.write("-DOCSTART- " + "X " * extra_columns + "O\n\n")
+        for tokens, tags in sentences:
+            for tok, tag in zip(tokens, tags):
+                fh.write(" ".join([tok, *["x"] * extra_columns, tag]) + "\n")
+            fh.write("\n")
+    return path
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("data")
     write_table(d / "train.csv", make_rows(POS_EN, NEG_EN, 60, seed=1))
     write_table(d / "valid.csv", make_rows(POS_EN, NEG_EN, 20, seed=2))
     write_table(d / "zh.tsv", make_rows(POS_ZH, NEG_ZH, 40, seed=3, joiner="，"), sep="\t")
+    write_conll(d / "ner_en.conll", make_ner_en(48, seed=1), extra_columns=2, docstart=True)
+    write_conll(d / "ner_en_valid.conll", make_ner_en(12, seed=2), extra_columns=2)
+    write_conll(d / "ner_zh.bmes", make_ner_zh(40, seed=3))
     return d
 
 

@@ -79,10 +79,11 @@ def test_dumps_reads_back_and_checks_task(tmp_path):
         configlib.resolve(Demo, saved, task="other")
 
 
-def test_shipped_recipe_matches_config_defaults():
+@pytest.mark.parametrize("task", ["sentiment", "ner"])
+def test_shipped_recipe_matches_config_defaults(task):
+    import importlib
     from pathlib import Path
 
-    from seqkit.tasks import sentiment
-
-    recipe = Path(__file__).resolve().parent.parent / "tasks" / "sentiment.toml"
-    assert configlib.resolve(sentiment.Config, recipe) == sentiment.Config()
+    module = importlib.import_module(f"seqkit.tasks.{task}")
+    recipe = Path(__file__).resolve().parent.parent / "tasks" / f"{task}.toml"
+    assert configlib.resolve(module.Config, recipe, task=task) == module.Config()

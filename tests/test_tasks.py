@@ -24,9 +24,26 @@ def _sentiment_predict(model_dir, inputs):
     return sentiment.Predictor(str(model_dir)).predict(inputs)
 
 
+def _ner_train(data_dir, out_dir):
+    from seqkit import config as configlib
+    from seqkit.tasks import ner
+
+    cfg = configlib.resolve(ner.Config, None, {"epochs": 1, "units": 8, "embedding_dim": 8,
+                                                "char_filters": 8, "seed": 3})
+    ner.train(str(data_dir / "ner_en.conll"), str(out_dir), cfg)
+
+
+def _ner_predict(model_dir, inputs):
+    from seqkit.tasks import ner
+
+    return ner.Predictor(str(model_dir)).predict(inputs)
+
+
 CASES = [
     TaskCase("sentiment", _sentiment_train, _sentiment_predict,
              ["a lovely film", "", "awful acting 很差", "unseen words only"]),
+    TaskCase("ner", _ner_train, _ner_predict,
+             ["Mara Quell visited Port Edra .", "", "Zorblax works for Apex in 北京."]),
 ]
 
 

@@ -68,5 +68,14 @@ def config_options(kwargs: dict[str, Any], exclude: tuple[str, ...] = ()) -> dic
     return {k: v for k, v in kwargs.items() if k not in TRAIN_ONLY + exclude}
 
 
+def task_config(task_module, recipe, kwargs: dict[str, Any], set_items,
+                exclude: tuple[str, ...] = ()):
+    """The resolved Config of a task: its defaults, the recipe, the options, then --set."""
+    from seqkit import config as configlib
+
+    return configlib.resolve(task_module.Config, recipe, config_options(kwargs, exclude),
+                             set_items, task=task_module.TASK)
+
+
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False))

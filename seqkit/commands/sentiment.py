@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from seqkit.commands.common import config_options, echo_json, table_options, train_options
+from seqkit.commands.common import echo_json, table_options, task_config, train_options
 
 DATA_OPTIONS = ("text_column", "label_column", "sep", "encoding")
 
@@ -33,12 +33,10 @@ def group() -> None:
               help="How the sequence becomes one vector.")
 def train_command(train_path, out_dir, valid_path, recipe, set_items, force, resume, **kwargs):
     """Train a classifier on TRAIN and write it to -o MODEL_DIR."""
-    from seqkit import config as configlib
     from seqkit.tasks import sentiment
 
     table = _table(kwargs)
-    config = configlib.resolve(sentiment.Config, recipe, config_options(kwargs), set_items,
-                               task=sentiment.TASK)
+    config = task_config(sentiment, recipe, kwargs, set_items)
     sentiment.train(train_path, out_dir, config, valid_path=valid_path, table=table,
                     force=force, resume=resume)
 

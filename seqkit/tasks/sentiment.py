@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import keras
@@ -192,9 +191,7 @@ def train(train_path: str, out_dir: str, config: Config, *, valid_path: str | No
           table: TableOptions = TableOptions(), force: bool = False, resume: bool = False
           ) -> dict:
     """Train a classifier and write MODEL_DIR; returns the validation metrics."""
-    work = artifacts.start_run(out_dir, force=force, resume=resume)
-    if resume:
-        config = resume_config(work, config)
+    work, config = artifacts.begin(out_dir, TASK, config, force=force, resume=resume)
     set_seed(config.seed)
     texts, labels, _ = read_labelled(train_path, table)
     if valid_path:
@@ -205,11 +202,9 @@ def train(train_path: str, out_dir: str, config: Config, *, valid_path: str | No
         v_lines = None
         log.info("no --valid given: holding out %s of %s examples (stratified)",
                  f"{len(v_texts):,}", f"{len(texts) + len(v_texts):,}")
-    if resume:
-        pre = Preprocessor.from_json(artifacts.read_json(work / artifacts.PREPROCESSOR_FILE))
-    else:
-        pre = Preprocessor.fit(texts, labels, config)
-        artifacts.save_setup(work, task=TASK, preprocessor=pre.to_json(), config=config)
+    pre = artifacts.setup_preprocessor(
+        work, task=TASK, config=config, resume=resume,
+        fit=lambda: Preprocessor.fit(texts, labels, config), from_json=Preprocessor.from_json)
     y = pre.encode_labels(labels, range(2, len(labels) + 2), train_path)
     v_y = pre.encode_labels(v_labels, v_lines or range(2, len(v_labels) + 2),
                             valid_path or train_path)
@@ -222,23 +217,9 @@ def train(train_path: str, out_dir: str, config: Config, *, valid_path: str | No
     scores = score(model, pre, v_texts, v_labels, config.batch_size)
     log.info("validation accuracy %.4f, macro-F1 %.4f", scores["accuracy"], scores["macro_f1"])
     result = {"validation": scores, "training": summary}
-    artifacts.save(work, task=TASK, model=model, preprocessor=pre.to_json(), config=config,
-                   metrics=result)
-    artifacts.finish_run(work, out_dir)
-    log.info("model written to %s", out_dir)
+    artifacts.complete(work, out_dir, task=TASK, model=model, preprocessor=pre.to_json(),
+                       config=config, metrics=result)
     return result
-
-
-def resume_config(work: Path, given: Config) -> Config:
-    """The interrupted run's config; only `epochs` may be changed when resuming."""
-    saved = artifacts.read_config(work, TASK, Config)
-    changed = [k for k, v in asdict(given).items()
-               if k != "epochs" and v != getattr(saved, k) and v != getattr(Config(), k)]
-    if changed:
-        raise ConfigError(f"--resume continues the run as it was configured; these options "
-                          f"differ from it: {', '.join(changed)}")
-    saved.epochs = given.epochs
-    return saved
 
 
 def score(model, pre: Preprocessor, texts, labels, batch_size: int) -> dict:
@@ -259,14 +240,11 @@ def predict_probs(model, pre: Preprocessor, texts: Sequence[str], batch_size: in
     return out
 
 
-class Predictor:
+class Predictor(artifacts.Handle):
     """A loaded model that classifies texts in batches."""
 
     def __init__(self, model_dir: str, batch_size: int = 256):
-        loaded = artifacts.load(model_dir, TASK, Config)
-        self.model, self.config = loaded.model, loaded.config
-        self.pre = Preprocessor.from_json(loaded.preprocessor)
-        self.batch_size = batch_size
+        super().__init__(model_dir, TASK, Config, Preprocessor, batch_size)
 
     @property
     def labels(self) -> list[str]:

@@ -1,0 +1,93 @@
+"""Tag schemes for sequence tagging: IOB1, BIO (IOB2), BIOES and BMES. Pure Python.
+
+A tag is `O` or PREFIX-TYPE (`B-PER`, `M-ORG`). The scheme fixes the prefixes:
+
+    iob1   I-, and B- only where an entity directly follows one of the same type (CoNLL-2003)
+    bio    B- starts every entity, I- continues it (also called IOB2)
+    bioes  B- begin, I- inside, E- end, S- single-token entity
+    bmes   B- begin, M- middle, E- end, S- single (Chinese corpora; BIOES with M for I)
+
+Entity spans come from seqeval's conlleval-compatible chunker, BMES read as BIOES.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+SCHEMES = ("iob1", "bio", "bioes", "bmes")
+ALIASES = {"iob2": "bio", "iobes": "bioes"}
+PREFIXES = {"iob1": ("B", "I"), "bio": ("B", "I"), "bioes": ("B", "I", "E", "S"),
+            "bmes": ("B", "M", "E", "S")}
+OUTSIDE = "O"
+
+
+def canonical(scheme: str) -> str:
+    """`scheme` lowercased with aliases resolved ("IOB2" -> "bio"); "auto" stays."""
+    scheme = scheme.lower()
+    return ALIASES.get(scheme, scheme)
+
+
+def split_tag(tag: str) -> tuple[str, str] | None:
+    """("B", "PER") for "B-PER", ("O", "") for "O", None when the tag has no PREFIX-TYPE form."""
+    if tag == OUTSIDE:
+        return OUTSIDE, ""
+    prefix, sep, kind = tag.partition("-")
+    if not sep or len(prefix) != 1 or not kind:
+        return None
+    return prefix, kind
+
+
+def detect(tag_seqs: Iterable[Sequence[str]]) -> str:
+    """Guess the scheme from the prefixes used; tags that fit none are left to check()."""
+    prefixes, inside_starts = set(), False
+    for tags in tag_seqs:
+        previous = ""
+        for tag in tags:
+            parts = split_tag(tag)
+            if parts is None:
+                continue
+            prefix, kind = parts
+            prefixes.add(prefix)
+            if prefix == "I" and previous != kind:
+                inside_starts = True  # an entity opened by I-: IOB1
+            previous = kind if prefix != OUTSIDE else ""
+    if "M" in prefixes:
+        return "bmes"
+    if prefixes & {"E", "S"}:
+        return "bioes"
+    return "iob1" if inside_starts else "bio"
+
+
+def check(tag: str, scheme: str) -> str | None:
+    """None when `tag` belongs to `scheme`, else what was expected instead."""
+    parts = split_tag(tag)
+    allowed = PREFIXES[scheme]
+    if parts is not None and (parts[0] == OUTSIDE or parts[0] in allowed):
+        return None
+    return (f"tag {tag!r} is outside the {scheme.upper()} scheme; expected O or "
+            f"{'/'.join(p + '-' for p in allowed)}TYPE")
+
+
+def tag_set(types: Iterable[str], scheme: str) -> list[str]:
+    """Every tag of the scheme for these entity types, O first."""
+    return [OUTSIDE] + [f"{p}-{t}" for t in sorted(set(types)) for p in PREFIXES[scheme]]
+
+
+def entity_types(tag_seqs: Iterable[Sequence[str]]) -> set[str]:
+    return {parts[1] for tags in tag_seqs for tag in tags
+            if (parts := split_tag(tag)) is not None and parts[0] != OUTSIDE}
+
+
+def to_conlleval(tags: Sequence[str], scheme: str) -> list[str]:
+    """The tags as conlleval/seqeval read them: BMES's M- becomes I- (BIOES)."""
+    if scheme != "bmes":
+        return list(tags)
+    return ["I" + tag[1:] if tag.startswith("M-") else tag for tag in tags]
+
+
+def entities(tags: Sequence[str], scheme: str) -> list[tuple[str, int, int]]:
+    """(type, first, last + 1) token ranges of the entities in one tag sequence."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    return [(kind, start, end + 1)
+            for kind, start, end in get_entities(to_conlleval(tags, scheme))]

@@ -1,0 +1,306 @@
+"""seqkit ner: the CoNLL reader, tag schemes, the CRF against brute force, character and
+pretrained word features, predict offsets, and the command line."""
+
+import itertools
+import json
+import re
+
+import numpy as np
+import pytest
+
+from conftest import TINY, make_ner_en, write_conll
+from seqkit import io, schemes
+from seqkit.errors import DataError
+
+SMALL = [*TINY, "--epochs", "8", "--learning-rate", "0.05", "--patience", "8"]
+
+
+@pytest.fixture(scope="session")
+def ner_en_model(data_dir, tmp_path_factory):
+    """English, word-level, CRF and char CNN (the defaults), trained through the CLI."""
+    from seqkit.cli import run
+
+    out = tmp_path_factory.mktemp("models") / "ner_en"
+    code = run(["-q", "ner", "train", str(data_dir / "ner_en.conll"), "--valid",
+                str(data_dir / "ner_en_valid.conll"), "-o", str(out), *SMALL])
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def ner_zh_model(data_dir, tmp_path_factory):
+    """Chinese, character-level BMES, softmax output."""
+    from seqkit.cli import run
+
+    out = tmp_path_factory.mktemp("models") / "ner_zh"
+    code = run(["-q", "ner", "train", str(data_dir / "ner_zh.bmes"), "-o", str(out),
+                "--no-crf", *SMALL])
+    assert code == 0
+    return out
+
+
+# --- reader ----------------------------------------------------------------------------------
+def test_reader_sentences_docstart_blank_lines_and_tabs(tmp_path):
+    path = tmp_path / "a.conll"
+    path.write_text("-DOCSTART- -X- O\n\n\nMara NNP B-PER\nQuell NNP I-PER\n\n\n"
+                    "-DOCSTART- -X- O\nhi\tUH\tO\n", encoding="utf-8")
+    sentences = io.read_conll(path)
+    assert [s.tokens for s in sentences] == [["Mara", "Quell"], ["hi"]]
+    assert [s.tags for s in sentences] == [["B-PER", "I-PER"], ["O"]]
+    assert sentences[0].lines == [4, 5] and sentences[1].lines == [9]
+
+
+def test_reader_column_options(tmp_path):
+    path = tmp_path / "a.conll"
+    path.write_text("B-PER Mara x\nO went x\n", encoding="utf-8")
+    [sentence] = io.read_conll(path, token_column=2, tag_column=1)
+    assert sentence.tokens == ["Mara", "went"] and sentence.tags == ["B-PER", "O"]
+    with pytest.raises(DataError, match="a.conll:1: no tag column 5: the line has 3 columns"):
+        io.read_conll(path, tag_column=5)
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("Mara\nQuell B-PER\n", "a.conll:1: found 1 column ('Mara'), expected at least 2"),
+    ("Mara NNP B-PER\nQuell NNP\n", "a.conll:2: the tag column is missing; found 2 columns, "
+                                    "expected 3 like line 1"),
+    ("Mara B-PER\n\nQuell NNP I-PER\n", "a.conll:3: found 3 columns, expected 2 like line 1"),
+    ("\n\n", "a.conll: no sentences"),
+])
+def test_reader_bad_lines(tmp_path, content, expected):
+    path = tmp_path / "a.conll"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        io.read_conll(path)
+    assert expected in str(err.value)
+
+
+# --- schemes ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("tags, scheme", [
+    (["B-PER", "I-PER", "O", "B-LOC"], "bio"),
+    (["I-PER", "I-PER", "B-PER", "O"], "iob1"),
+    (["B-PER", "I-PER", "E-PER", "S-LOC"], "bioes"),
+    (["B-PER", "M-PER", "E-PER", "O", "S-LOC"], "bmes"),
+    (["O", "O"], "bio"),
+])
+def test_scheme_detection(tags, scheme):
+    assert schemes.detect([tags]) == scheme
+
+
+def test_tags_outside_the_scheme():
+    assert schemes.check("M-ORG", "bmes") is None
+    assert "outside the BMES scheme; expected O or B-/M-/E-/S-TYPE" in schemes.check("I-ORG",
+                                                                                       "bmes")
+    for bad in ("PER", "B_PER", "B-", "XX-PER"):
+        assert schemes.check(bad, "bio") is not None
+
+
+def test_bmes_entities_and_scores():
+    from seqkit import metrics
+
+    tags = ["B-NAME", "M-NAME", "E-NAME", "O", "S-LOC"]
+    assert schemes.entities(tags, "bmes") == [("NAME", 0, 3), ("LOC", 4, 5)]
+    m = metrics.entity_scores([tags], [["B-NAME", "M-NAME", "E-NAME", "O", "O"]], "bmes")
+    assert (m["precision"], m["recall"], m["accuracy"]) == (1.0, 0.5, 0.8)
+    assert m["per_type"]["LOC"]["f1"] == 0.0 and m["per_type"]["NAME"]["f1"] == 1.0
+
+
+# --- CRF -------------------------------------------------------------------------------------
+def _path_score(emissions, path, transitions, start, end):
+    score = start[path[0]] + end[path[-1]] + emissions[0, path[0]]
+    for t in range(1, len(path)):
+        score += transitions[path[t - 1], path[t]] + emissions[t, path[t]]
+    return score
+
+
+def test_crf_matches_brute_force_enumeration():
+    from seqkit.crf import CRF
+
+    rng = np.random.default_rng(0)
+    batch, time, n_tags, lengths = 4, 5, 3, [5, 3, 1, 4]
+    emissions = rng.normal(size=(batch, time, n_tags)).astype("float32")
+    mask = np.array([[t < n for t in range(time)] for n in lengths])
+    tags = rng.integers(0, n_tags, (batch, time))
+    crf = CRF()
+    crf.build((None, None, n_tags))
+    for weight in (crf.transitions, crf.start, crf.end):
+        weight.assign(rng.normal(size=weight.shape).astype("float32"))
+    transitions, start, end = (np.asarray(w.numpy()) for w in (crf.transitions, crf.start,
+                                                                crf.end))
+    nll = np.asarray(crf.negative_log_likelihood(emissions, tags, mask))
+    best = np.asarray(crf.decode(emissions, mask))
+    for b, n in enumerate(lengths):
+        paths = list(itertools.product(range(n_tags), repeat=n))
+        scores = np.array([_path_score(emissions[b, :n], p, transitions, start, end)
+                           for p in paths])
+        log_z = np.log(np.exp(scores - scores.max()).sum()) + scores.max()
+        gold = _path_score(emissions[b, :n], tags[b, :n], transitions, start, end)
+        assert nll[b] == pytest.approx(log_z - gold, rel=1e-5, abs=1e-5)
+        assert tuple(best[b, :n]) == paths[int(scores.argmax())]
+        assert (best[b, n:] == best[b, n - 1]).all()  # padding repeats the last tag
+
+
+def test_crf_model_saves_and_loads_in_safe_mode(tmp_path):
+    import keras
+
+    from seqkit.crf import CRF
+
+    x = keras.Input((None, 4), name="x")
+    m = keras.Input((None,), dtype="bool", name="m")
+    model = keras.Model([x, m], CRF(name="crf")(keras.layers.Dense(3, name="em")(x), mask=m))
+    model.get_layer("crf").transitions.assign(np.eye(3, dtype="float32") * 2)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    data = [np.random.default_rng(1).normal(size=(2, 6, 4)).astype("float32"),
+            np.array([[1] * 6, [1] * 3 + [0] * 3], bool)]
+    np.testing.assert_array_equal(model.predict(data, verbose=0), loaded.predict(data, verbose=0))
+    np.testing.assert_array_equal(loaded.get_layer("crf").transitions.numpy(), np.eye(3) * 2)
+
+
+# --- features --------------------------------------------------------------------------------
+def test_char_features_for_words_not_for_characters():
+    from seqkit.tasks import ner
+
+    english = [io.Sentence(t, g, []) for t, g in make_ner_en(6)]
+    pre = ner.Preprocessor.fit(english, "bio", ner.Config())
+    assert pre.chars is not None and pre.tokenizer == "auto" and pre.bigrams is None
+    inputs = pre.inputs([["Zorblax", "2024"]])
+    assert inputs["tokens"] == [[pre.vocab.unk_id, pre.vocab.unk_id]]  # unseen words...
+    assert inputs["chars"][0][0] == pre.chars.encode("Zorblax")  # ...keep their characters
+    assert pre.word_key("Port-99") == "port-00"
+    chinese = [io.Sentence(list("张伟在北京"), ["B-NAME", "E-NAME", "O", "B-LOC", "E-LOC"], [])] * 2
+    pre = ner.Preprocessor.fit(chinese, "bmes", ner.Config())
+    assert pre.chars is None and pre.tokenizer == "char"
+    assert pre.bigram_keys(["北", "京"]) == ["北 京", "京 </s>"]
+    inputs = pre.inputs([["在", "北", "京"], ["南", "京"]])
+    assert set(inputs) == {"tokens", "bigrams"}
+    assert inputs["bigrams"][0] == pre.bigrams.encode(["在 北", "北 京", "京 </s>"])
+    assert inputs["bigrams"][1] == [pre.bigrams.unk_id, pre.bigrams.id("京 </s>")]
+
+
+def test_char_pool_ignores_padding_characters():
+    from seqkit.tasks.ner import CharPool
+
+    features = np.array([[[[1.0], [5.0], [9.0]], [[3.0], [3.0], [3.0]]]])  # (1, 2, 3, 1)
+    ids = np.array([[[4, 2, 0], [0, 0, 0]]])
+    out = np.asarray(CharPool()([features, ids]))
+    assert out.tolist() == [[[5.0], [0.0]]]  # padding's 9 never wins; an empty word is 0
+
+
+def test_pretrained_embeddings(data_dir, tmp_path, cli):
+    import keras
+
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("3 6\nvisited 1 2 3 4 5 6\nzeppelin 6 5 4 3 2 1\n"
+                       "mara 0.5 0.5 0.5 0.5 0.5 0.5\n", encoding="utf-8")
+    out = tmp_path / "m"
+    r = cli("-q", "ner", "train", data_dir / "ner_en.conll", "-o", out, "--embeddings",
+            vectors, "--epochs", "1", "--learning-rate", "1e-7", "--units", "4", "--no-crf",
+            "--char-features", "none", "--batch-size", "64")
+    assert r.code == 0, r.err
+    pre = json.loads((out / "preprocessor.json").read_text())
+    words = pre["vocab"]["tokens"]
+    assert "zeppelin" in words  # a pretrained word unseen in training joins the vocabulary
+    assert "embedding_dim = 6" in (out / "config.toml").read_text()
+    table = keras.saving.load_model(out / "model.keras", safe_mode=True).get_layer(
+        "embedding").get_weights()[0]
+    np.testing.assert_allclose(table[words.index("visited")], [1, 2, 3, 4, 5, 6], atol=1e-3)
+    np.testing.assert_allclose(table[words.index("zeppelin")], [6, 5, 4, 3, 2, 1], atol=1e-3)
+    vectors.write_text("visited 1 2 3\nmara 1 2\n", encoding="utf-8")
+    r = cli("ner", "train", data_dir / "ner_en.conll", "-o", tmp_path / "m2", "--embeddings",
+            vectors)
+    assert r.code == 1 and "vectors.txt:2: found 2 components, expected 3" in r.err
+
+
+# --- predict ---------------------------------------------------------------------------------
+def test_decode_offsets_index_the_line():
+    from seqkit import text
+    from seqkit.tasks import ner
+
+    line = "Dr.  Mara Quell-Smith flew to Port Edra!"
+    spans = text.tokenize_spans(line, "auto")
+    tokens = [tok for tok, _, _ in spans]
+    tags = ["B-PER" if tok == "Mara" else "I-PER" if tok in ("Quell", "-", "Smith") else
+            "B-LOC" if tok == "Port" else "I-LOC" if tok == "Edra" else "O" for tok in tokens]
+    entities = ner.decode(line, [(a, b) for _, a, b in spans], tags, "bio")
+    assert entities == [{"text": "Mara Quell-Smith", "type": "PER", "start": 5, "end": 21},
+                        {"text": "Port Edra", "type": "LOC", "start": 30, "end": 39}]
+
+
+def test_predict_english_offsets_and_empty_line(ner_en_model, tmp_path, cli):
+    src = tmp_path / "in.txt"
+    lines = ["Mara Quell visited Port Edra .", "", "  Tobin works for Harbor Bank in Saltmere."]
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    r = cli("ner", "predict", ner_en_model, src)
+    records = [json.loads(line) for line in r.out.splitlines()]
+    assert r.code == 0 and [rec["text"] for rec in records] == lines
+    assert records[1] == {"text": "", "entities": []}
+    found = [e for rec in records for e in rec["entities"]]
+    assert {(e["text"], e["type"]) for e in found} >= {("Mara Quell", "PER"), ("Harbor Bank", "ORG")}
+    for rec in records:
+        for e in rec["entities"]:
+            assert rec["text"][e["start"]:e["end"]] == e["text"]
+
+
+def test_predict_chinese_offsets(ner_zh_model, cli):
+    from seqkit.tasks import ner
+
+    lines = ["李娜在上海工作。", "", "ＡＢ张伟在北京工作。"]
+    records = ner.Predictor(str(ner_zh_model)).predict(lines)
+    assert records[1]["entities"] == []
+    assert [(e["text"], e["type"]) for e in records[0]["entities"]] == [("李娜", "NAME"),
+                                                                      ("上海", "LOC")]
+    assert ("北京", "LOC") in [(e["text"], e["type"]) for e in records[2]["entities"]]
+    for rec in records:
+        for e in rec["entities"]:
+            assert rec["text"][e["start"]:e["end"]] == e["text"]
+
+
+def test_predict_conll_in_and_out(ner_en_model, data_dir, cli):
+    r = cli("ner", "predict", ner_en_model, data_dir / "ner_en_valid.conll", "--input-format",
+            "conll", "--format", "conll")
+    blocks = r.out.strip("\n").split("\n\n")
+    assert r.code == 0 and len(blocks) == 12
+    gold = [line.split()[0] for line in
+            (data_dir / "ner_en_valid.conll").read_text().splitlines() if line.strip()]
+    assert [line.split("\t")[0] for block in blocks for line in block.splitlines()] == gold
+
+
+# --- evaluate and the command line -----------------------------------------------------------
+def test_evaluate_json_and_report(ner_en_model, data_dir, cli):
+    r = cli("ner", "evaluate", ner_en_model, data_dir / "ner_en_valid.conll", "--json")
+    result = json.loads(r.out)
+    assert r.code == 0 and result["f1"] >= 0.8
+    assert 0 <= result["precision"] <= 1 and 0 <= result["recall"] <= 1
+    assert set(result["per_type"]) == {"PER", "LOC", "ORG"}
+    r = cli("ner", "evaluate", ner_en_model, data_dir / "ner_en_valid.conll")
+    assert r.code == 0 and r.out.startswith("f1") and "support" in r.out
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("Mara B-PER\nQuell\n", "bad.conll:2: the tag column is missing"),
+    ("Mara x B-PER\nQuell I-PER\n", "bad.conll:2: the tag column is missing; found 2 columns, "
+                                    "expected 3"),
+    ("Mara B-PER\nQuell x y I-PER\n", "bad.conll:2: found 4 columns, expected 2 like line 1"),
+    ("Mara B-PER\nQuell I-PER\n\nLi M-PER\n",  # M- makes it BMES, where I- has no place
+     "bad.conll:2: tag 'I-PER' is outside the BMES scheme"),
+    ("Mara PERSON\n", "bad.conll:1: tag 'PERSON' is outside the BIO scheme"),
+])
+def test_bad_training_data_is_one_line_with_file_and_line(content, expected, tmp_path, cli):
+    bad = tmp_path / "bad.conll"
+    bad.write_text(content, encoding="utf-8")
+    r = cli("-q", "ner", "train", bad, "-o", tmp_path / "m")
+    lines = r.err.strip().splitlines()
+    assert r.code == 1 and len(lines) == 1 and lines[0].startswith("seqkit: error: ")
+    assert expected in lines[0]
+    assert not (tmp_path / "m").exists()
+
+
+def test_scheme_option_and_evaluate_checks_tags(ner_en_model, tmp_path, cli):
+    data = write_conll(tmp_path / "d.conll", make_ner_en(6))
+    r = cli("ner", "train", data, "-o", tmp_path / "m", "--scheme", "bmes")  # B- fits, I- not
+    assert r.code == 1 and re.search(r"d\.conll:\d+: tag 'I-\w+' is outside the BMES", r.err)
+    bad = tmp_path / "e.conll"
+    bad.write_text("Mara B-PER\nQuell E-PER\n", encoding="utf-8")
+    r = cli("ner", "evaluate", ner_en_model, bad)
+    assert r.code == 1 and "e.conll:2: tag 'E-PER' is outside the BIO scheme" in r.err
+    assert cli("ner", "predict", ner_en_model, "--format", "xml").code == 2
