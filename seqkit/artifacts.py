@@ -12,6 +12,7 @@ half-written model under the final name.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -90,6 +91,21 @@ def read_json(path: Path) -> dict:
 def read_config(directory: Path, task: str, config_cls):
     path = Path(directory) / CONFIG_FILE
     return configlib.from_dict(config_cls, configlib.read_recipe(path, task), str(path))
+
+
+def resume_config(work_dir: Path, task: str, given, may_change: tuple[str, ...] = ("epochs",)):
+    """The interrupted run's config; only the `may_change` keys (epochs) may differ from it
+    (a key left at its default counts as not given)."""
+    saved = read_config(work_dir, task, type(given))
+    defaults = type(given)()
+    changed = [k for k, v in dataclasses.asdict(given).items()
+               if k not in may_change and v != getattr(saved, k) and v != getattr(defaults, k)]
+    if changed:
+        raise ConfigError(f"--resume continues the run as it was configured; these options "
+                          f"differ from it: {', '.join(changed)}")
+    for key in may_change:
+        setattr(saved, key, getattr(given, key))
+    return saved
 
 
 def finish_run(work_dir: Path, out_dir: str | Path) -> Path:
