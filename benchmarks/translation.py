@@ -60,11 +60,12 @@ def run(direction: str, attention: str, paths, args, out: Path) -> dict:
     minutes = (time.perf_counter() - start) / 60
     row = {"direction": direction, "attention": attention,
            "epochs": result["training"]["epochs"], "best_epoch": result["training"]["best_epoch"],
-           "train_minutes": round(minutes, 1), "set": args.set_items}
+           "train_minutes": round(minutes, 1), "set": args.set_items,
+           "test_pairs": min(args.test_limit, TEST)}
     for beam in (1, 5):
         start = time.perf_counter()
         scores = translation.evaluate(str(model_dir), translation.PairSource(str(test_path)),
-                                      beam_size=beam)
+                                      beam_size=beam, limit=args.test_limit)
         name = "greedy" if beam == 1 else f"beam{beam}"
         row[f"{name}_bleu"], row[f"{name}_chrf"] = scores["bleu"], scores["chrf"]
         row[f"{name}_seconds"] = round(time.perf_counter() - start, 1)
@@ -80,6 +81,8 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=45.0)
     parser.add_argument("--set", dest="set_items", action="append", default=[])
     parser.add_argument("--keep", type=Path, help="Keep the trained models in this folder.")
+    parser.add_argument("--test-limit", type=int, default=TEST,
+                        help="Score only the first N test pairs (to save time; default all).")
     args = parser.parse_args()
     setup_logging()
     directions = ["en-zh", "zh-en"] if args.direction == "both" else [args.direction]

@@ -24,9 +24,31 @@ def _sentiment_predict(model_dir, inputs):
     return sentiment.Predictor(str(model_dir)).predict(inputs)
 
 
+def _translation_train(data_dir, out_dir):
+    from seqkit import config as configlib
+    from seqkit.tasks import translation
+
+    pairs = data_dir / "pairs.tsv"
+    pairs.write_text("".join(f"{e}\t{z}\n" for e, z in [
+        ("I like tea.", "我喜欢茶。"), ("You like books.", "你喜欢书。"),
+        ("We want tea.", "我们想要茶。"), ("They want books.", "他们想要书。")] * 5),
+        encoding="utf-8")
+    cfg = configlib.resolve(translation.Config, None, {"epochs": 1, "units": 8,
+                                                        "embedding_dim": 8, "seed": 3})
+    translation.train(translation.PairSource(str(pairs)), str(out_dir), cfg)
+
+
+def _translation_predict(model_dir, inputs):
+    from seqkit.tasks import translation
+
+    return translation.Predictor(str(model_dir)).predict(inputs, beam_size=3, n_best=2)
+
+
 CASES = [
     TaskCase("sentiment", _sentiment_train, _sentiment_predict,
              ["a lovely film", "", "awful acting 很差", "unseen words only"]),
+    TaskCase("translation", _translation_train, _translation_predict,
+             ["I like tea.", "", "unseen words 未见", "books"]),
 ]
 
 

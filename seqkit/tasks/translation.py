@@ -44,9 +44,9 @@ class Config:
     max_length: int = 0  # tokens kept per side; 0: the length_percentile of each side
     length_percentile: float = 99.0
     valid_fraction: float = 0.05  # held out when no --valid is given
-    embedding_dim: int = 256
+    embedding_dim: int = 128
     cell: str = "gru"
-    units: int = 256
+    units: int = 128
     layers: int = 1
     bidirectional: bool = True
     dropout: float = 0.2
@@ -54,8 +54,8 @@ class Config:
     attention: str = "luong"
     attention_units: int = 256  # bahdanau's hidden size
     epochs: int = 30
-    batch_size: int = 64
-    learning_rate: float = 0.001
+    batch_size: int = 128
+    learning_rate: float = 0.002
     clipnorm: float = 1.0
     patience: int = 3
     seed: int = 42
@@ -437,14 +437,13 @@ def _batches(pre: Preprocessor, pairs: io.Pairs, config: Config, shuffle: bool) 
 def train(data: PairSource, out_dir: str, config: Config, *, valid: PairSource | None = None,
           force: bool = False, resume: bool = False) -> dict:
     """Train a translation model and write MODEL_DIR; returns the validation metrics."""
+    pairs = data.read()  # bad data fails before anything is written
+    valid_pairs = valid.read(bool(data.reverse)) if valid is not None else None
     work = artifacts.start_run(out_dir, force=force, resume=resume)
     if resume:
         config = artifacts.resume_config(work, TASK, config, ("epochs", "max_minutes"))
     set_seed(config.seed)
-    pairs = data.read()
-    if valid is not None:
-        valid_pairs = valid.read(bool(data.reverse))
-    else:
+    if valid_pairs is None:
         pairs, valid_pairs = split_holdout(pairs, config.valid_fraction, config.seed)
         log.info("no --valid given: holding out %s of %s pairs", f"{len(valid_pairs.sources):,}",
                  f"{len(pairs.sources) + len(valid_pairs.sources):,}")
@@ -513,9 +512,13 @@ class Predictor:
 
 
 def evaluate(model_dir: str, data: PairSource, beam_size: int | None = None,
-             max_length: int = 0, target_lang: str | None = None, batch_size: int = 64) -> dict:
+             max_length: int = 0, target_lang: str | None = None, batch_size: int = 64,
+             limit: int | None = None) -> dict:
+    """Score MODEL_DIR on pairs (the first `limit` of them, when given)."""
     predictor = Predictor(model_dir, batch_size)
     pairs = data.read(predictor.pre.reverse)
+    if limit is not None:
+        pairs = io.Pairs(pairs.sources[:limit], pairs.targets[:limit], pairs.lines[:limit])
     beam = predictor.config.beam_size if beam_size is None else beam_size
     return score(predictor.translator, pairs, beam, max_length, target_lang, batch_size)
 
