@@ -92,19 +92,6 @@ def read_config(directory: Path, task: str, config_cls):
     return configlib.from_dict(config_cls, configlib.read_recipe(path, task), str(path))
 
 
-def resume_config(work_dir: Path, task: str, given):
-    """The interrupted run's config; only `epochs` may be changed when resuming."""
-    config_cls = type(given)
-    saved = read_config(work_dir, task, config_cls)
-    changed = [k for k, v in asdict(given).items()
-               if k != "epochs" and v != getattr(saved, k) and v != getattr(config_cls(), k)]
-    if changed:
-        raise ConfigError(f"--resume continues the run as it was configured; these options "
-                          f"differ from it: {', '.join(changed)}")
-    saved.epochs = given.epochs
-    return saved
-
-
 def begin(out_dir: str | Path, task: str, config, *, force: bool = False,
           resume: bool = False) -> tuple[Path, Any]:
     """Start (or resume) a training run: the working directory and the config to use."""
@@ -133,6 +120,21 @@ def complete(work_dir: Path, out_dir: str | Path, *, task: str, model, preproces
     out = finish_run(work_dir, out_dir)
     logging.getLogger("seqkit").info("model written to %s", out_dir)
     return out
+
+
+def resume_config(work_dir: Path, task: str, given, may_change: tuple[str, ...] = ("epochs",)):
+    """The interrupted run's config; only the `may_change` keys (epochs) may differ from it
+    (a key left at its default counts as not given)."""
+    saved = read_config(work_dir, task, type(given))
+    defaults = type(given)()
+    changed = [k for k, v in asdict(given).items()
+               if k not in may_change and v != getattr(saved, k) and v != getattr(defaults, k)]
+    if changed:
+        raise ConfigError(f"--resume continues the run as it was configured; these options "
+                          f"differ from it: {', '.join(changed)}")
+    for key in may_change:
+        setattr(saved, key, getattr(given, key))
+    return saved
 
 
 def finish_run(work_dir: Path, out_dir: str | Path) -> Path:

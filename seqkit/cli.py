@@ -22,7 +22,8 @@ from seqkit.errors import SeqkitError
 TASKS = {
     "sentiment": ("seqkit.commands.sentiment", "text classification, many-to-one"),
     "ner": ("seqkit.commands.ner", "sequence tagging (named entities), many-to-many aligned"),
-    "translation": (None, "seq2seq encoder-decoder translation, many-to-many"),
+    "translation": ("seqkit.commands.translation",
+                    "seq2seq encoder-decoder translation, many-to-many"),
     "caption": (None, "image captioning, one-to-many"),
     "lm": (None, "language model and text generation"),
 }

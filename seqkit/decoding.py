@@ -91,20 +91,23 @@ def beam_search(step: Step, states: list, rows: int, bos_id: int, eos_id: int,
                     break
                 beam, token = divmod(int(flat), vocab)
                 if token == eos_id:
-                    # keep only as many finished as could still be returned from this row
-                    if len(finished[r]) < k:
-                        toks = seqs[r * k + beam]
-                        finished[r].append(Hypothesis(
-                            list(toks), float(value),
-                            float(value) / length_penalty(len(toks) + 1, alpha)))
+                    toks = seqs[r * k + beam]
+                    finished[r].append(Hypothesis(
+                        list(toks), float(value),
+                        float(value) / length_penalty(len(toks) + 1, alpha)))
                     continue
                 new_scores[r, filled] = value
                 origin[r, filled] = r * k + beam
                 new_tokens[r, filled] = token
                 filled += 1
-        # stop a row when its best finished beats anything its live beams could reach
+        # keep a row's k best finished; stop the row once its k-th best finished beats
+        # anything its live beams could still reach (a score only falls as tokens are
+        # added, and the length penalty is at most that of max_length)
+        best_penalty = length_penalty(max_length + 1, max(alpha, 0.0))
         for r in range(rows):
-            if len(finished[r]) >= k:
+            finished[r] = sorted(finished[r], key=lambda h: -h.normalized)[:k]
+            if len(finished[r]) >= k and (
+                    new_scores[r].max() / best_penalty <= finished[r][-1].normalized):
                 new_scores[r] = -np.inf
         scores = new_scores
         flat_origin = origin.reshape(-1)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Sequence
 
@@ -227,18 +229,11 @@ def iter_texts(path: str | Path, text_column: str | None = None, sep: str | None
     Lines keep their position: an empty line yields an empty string, never a gap.
     """
     path = str(path)
+    if not is_table(path, sep, text_column):
+        yield from iter_lines(path, encoding, chunk_size)
+        return
     stream = open_text(path, encoding)
     try:
-        if not is_table(path, sep, text_column):
-            chunk: list[str] = []
-            for line in stream:
-                chunk.append(line.rstrip("\r\n"))
-                if len(chunk) >= chunk_size:
-                    yield chunk
-                    chunk = []
-            if chunk:
-                yield chunk
-            return
         header = stream.readline()
         if not header.strip():
             return
@@ -257,6 +252,134 @@ def iter_texts(path: str | Path, text_column: str | None = None, sep: str | None
     finally:
         if path != "-":
             stream.raw.close()
+
+
+def iter_lines(path: str | Path, encoding: str | None = None, chunk_size: int = 1024
+               ) -> Iterator[list[str]]:
+    """Stream the lines of a text file in chunks, without line ends; an empty line yields
+    an empty string, so output can line up with input."""
+    path = str(path)
+    stream = open_text(path, encoding)
+    try:
+        chunk: list[str] = []
+        for line in stream:
+            chunk.append(line.rstrip("\r\n"))
+            if len(chunk) >= chunk_size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+    finally:
+        if path != "-":
+            stream.raw.close()
+
+
+@dataclass
+class Pairs:
+    """Sentence pairs read from a parallel corpus, with the line each came from."""
+    sources: list[str]
+    targets: list[str]
+    lines: list[int]
+    skipped: int = 0
+
+
+class _BadLines:
+    """Raise on the first bad line, or count them when skipping and warn once at the end."""
+
+    def __init__(self, skip: bool):
+        self.skip, self.count, self.first = skip, 0, ""
+
+    def __call__(self, message: str, path: str, line: int) -> None:
+        error = DataError(message, path=path, line=line)
+        if not self.skip:
+            raise error
+        self.count += 1
+        self.first = self.first or str(error)
+
+    def warn(self) -> None:
+        if self.count:
+            logging.getLogger("seqkit").warning(
+                "skipped %d bad line%s (the first: %s)", self.count,
+                "" if self.count == 1 else "s", self.first)
+
+
+def read_pairs(path: str | Path, *, reverse: bool = False, skip_bad_lines: bool = False,
+               encoding: str | None = None) -> Pairs:
+    """Read `source<TAB>target[<TAB>anything else]` lines (blank lines are skipped).
+
+    A line without a tab, or with an empty side, is an error naming FILE:LINE, or, with
+    skip_bad_lines, counted and reported in one warning. reverse swaps the two sides.
+    """
+    path = str(path)
+    bad = _BadLines(skip_bad_lines)
+    sources, targets, lines = [], [], []
+    for number, line in _numbered_lines(path, encoding):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < 2:
+            bad("no tab; expected SOURCE<TAB>TARGET", path, number)
+            continue
+        source, target = fields[0].strip(), fields[1].strip()
+        if reverse:
+            source, target = target, source
+        if not source or not target:
+            side = "source" if not source else "target"
+            bad(f"empty {side}; expected SOURCE<TAB>TARGET, both non-empty", path, number)
+            continue
+        sources.append(source)
+        targets.append(target)
+        lines.append(number)
+    bad.warn()
+    if not sources:
+        raise DataError("no sentence pairs; expected SOURCE<TAB>TARGET lines", path=path)
+    return Pairs(sources, targets, lines, bad.count)
+
+
+def read_parallel(source_path: str | Path, target_path: str | Path, *, reverse: bool = False,
+                  skip_bad_lines: bool = False, encoding: str | None = None) -> Pairs:
+    """Read line-aligned pairs from two files (line N of one translates line N of the other).
+    Lines empty on both sides are skipped; one empty side is a bad line."""
+    source_path, target_path = str(source_path), str(target_path)
+    bad = _BadLines(skip_bad_lines)
+    sources, targets, lines = [], [], []
+    src_iter = _numbered_lines(source_path, encoding)
+    tgt_iter = _numbered_lines(target_path, encoding)
+    while True:
+        src, tgt = next(src_iter, None), next(tgt_iter, None)
+        if src is None or tgt is None:
+            break
+        number, source, target = src[0], src[1].strip(), tgt[1].strip()
+        if not source and not target:
+            continue
+        if not source or not target:
+            empty, full = (source_path, target_path) if not source else (target_path,
+                                                                         source_path)
+            bad(f"empty line, but line {number} of {display_name(full)} is not",
+                empty, number)
+            continue
+        sources.append(source)
+        targets.append(target)
+        lines.append(number)
+    if (src is None) != (tgt is None):  # the files must have the same number of lines
+        (number, _), longer, shorter = ((src, source_path, target_path) if tgt is None
+                                        else (tgt, target_path, source_path))
+        raise DataError(f"{display_name(shorter)} ends at line {number - 1}; expected the "
+                        f"two files to have the same number of lines", path=longer, line=number)
+    bad.warn()
+    if reverse:
+        sources, targets = targets, sources
+    if not sources:
+        raise DataError("no sentence pairs", path=source_path)
+    return Pairs(sources, targets, lines, bad.count)
+
+
+def _numbered_lines(path: str, encoding: str | None) -> Iterator[tuple[int, str]]:
+    number = 0
+    for chunk in iter_lines(path, encoding):
+        for line in chunk:
+            number += 1
+            yield number, line
 
 
 def read_lines(path: str | Path, encoding: str | None = None) -> list[str]:

@@ -92,3 +92,31 @@ def format_entities(m: dict) -> str:
         lines.append(f"{kind:<{width}}  {c['precision']:.4f}     {c['recall']:.4f}  "
                      f"{c['f1']:.4f}  {c['support']}")
     return "\n".join(lines)
+def bleu_tokenizer(references: Sequence[str], target_lang: str | None = None) -> str:
+    """sacreBLEU's tokenizer for the target language: `zh` for Chinese (given, or detected
+    when most references hold CJK characters), else its default `13a`."""
+    if target_lang:
+        return "zh" if target_lang.lower().split("-")[0] in ("zh", "cmn", "chinese") else "13a"
+    from seqkit.text import has_cjk
+
+    cjk = sum(1 for r in references if has_cjk(r))
+    return "zh" if references and cjk >= len(references) / 2 else "13a"
+
+
+def translation(hypotheses: Sequence[str], references: Sequence[str],
+                target_lang: str | None = None) -> dict:
+    """sacreBLEU corpus BLEU and chrF (0-100), with their signatures."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
+    tokenize = bleu_tokenizer(references, target_lang)
+    bleu, chrf = BLEU(tokenize=tokenize), CHRF()
+    refs = [list(references)]
+    bleu_score = bleu.corpus_score(list(hypotheses), refs)
+    chrf_score = chrf.corpus_score(list(hypotheses), refs)
+    return {"bleu": round(bleu_score.score, 2), "chrf": round(chrf_score.score, 2),
+            "bleu_signature": str(bleu.get_signature()),
+            "chrf_signature": str(chrf.get_signature()),
+            "bleu_detail": str(bleu_score), "tokenize": tokenize,
+            "sentences": len(hypotheses)}

@@ -127,3 +127,28 @@ class Vocabulary:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Vocabulary) and self.tokens == other.tokens
+
+
+_NO_SPACE_BEFORE = set(".,!?;:%)]}…-/")
+_NO_SPACE_AFTER = set("([{$#-/")
+
+
+def detokenize(tokens: Sequence[str]) -> str:
+    """Join tokens back into text: no space next to a CJK character or full-width mark,
+    before closing punctuation or after opening punctuation; a space between words."""
+    out: list[str] = []
+    for tok in tokens:
+        if out and not _glued(out[-1], tok):
+            out.append(" ")
+        out.append(tok)
+    return "".join(out)
+
+
+def _glued(left: str, right: str) -> bool:
+    a, b = left[-1], right[0]
+    return (a in _NO_SPACE_AFTER or b in _NO_SPACE_BEFORE or _wide(a) or _wide(b))
+
+
+def _wide(char: str) -> bool:
+    """CJK characters and full-width punctuation are written without spaces around them."""
+    return _CJK_RE.match(char) is not None or unicodedata.east_asian_width(char) in ("W", "F")

@@ -41,10 +41,13 @@ class TrainSpec:
     clipnorm: float = 1.0
     patience: int = 3
     seed: int = 42
+    max_minutes: float = 0.0  # stop after the epoch that passes this many minutes; 0: no limit
 
     @classmethod
     def from_config(cls, config) -> "TrainSpec":
-        return cls(**{f: getattr(config, f) for f in cls.__dataclass_fields__})
+        """The fields the task Config has (a Config without max_minutes gets no limit)."""
+        return cls(**{f: getattr(config, f) for f in cls.__dataclass_fields__
+                      if hasattr(config, f)})
 
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -52,6 +55,8 @@ class TrainSpec:
                               f"{self.batch_size}")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.max_minutes < 0:
+            raise ConfigError(f"max_minutes must be >= 0, got {self.max_minutes}")
 
 
 def set_seed(seed: int) -> None:
@@ -191,6 +196,19 @@ class _EpochLog(keras.callbacks.Callback):
                  seconds, f"{self.tokens / max(seconds, 1e-9):,.0f}")
 
 
+class _TimeLimit(keras.callbacks.Callback):
+    """Stop training after the epoch in which the time budget runs out."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.minutes, self.start, self.stopped = minutes, time.perf_counter(), False
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (time.perf_counter() - self.start) / 60 >= self.minutes:
+            log.info("time limit of %g minutes reached after epoch %d", self.minutes, epoch + 1)
+            self.model.stop_training = self.stopped = True
+
+
 class _ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """EarlyStopping whose counters and best weights survive a restart."""
 
@@ -250,20 +268,6 @@ class ScoreCallback(keras.callbacks.Callback):
             logs[f"val_{self.name}"] = float(self.score(self.model))
 
 
-class TimeLimit(keras.callbacks.Callback):
-    """Stops training after the first epoch that ends past `minutes` (0: no limit); the
-    early-stopping callback still restores the best epoch's weights."""
-
-    def __init__(self, minutes: float):
-        super().__init__()
-        self.minutes, self.start = minutes, time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.minutes > 0 and time.perf_counter() - self.start > self.minutes * 60:
-            log.info("stopping: the time limit of %g minutes has passed", self.minutes)
-            self.model.stop_training = True
-
-
 def fit(model: keras.Model, train: Batches, valid: Batches | None, spec: TrainSpec,
         work_dir: Path, *, monitor: str, mode: str, resume: bool = False,
         custom_objects: dict | None = None, callbacks: Sequence[keras.callbacks.Callback] = ()
@@ -295,6 +299,8 @@ def fit(model: keras.Model, train: Batches, valid: Batches | None, spec: TrainSp
         patience=spec.patience, restore_best_weights=True)
     callbacks = [*callbacks, _EpochLog(spec.epochs, train.tokens), stopper,
                  _Checkpoint(directory, stopper, history)]
+    if spec.max_minutes > 0:
+        callbacks.append(_TimeLimit(spec.max_minutes))
     train.epoch = valid_epoch = initial_epoch
     if valid is not None:
         valid.epoch = valid_epoch

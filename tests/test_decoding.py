@@ -72,6 +72,18 @@ def test_beam_beats_greedy_where_greedy_is_short_sighted():
     assert b[0].score > g.score
 
 
+def test_early_weak_finished_hypotheses_do_not_end_the_search():
+    # with beam 2, "a" then EOS and "b" then EOS finish at step 2 while "b a" is still
+    # live; the search must go on and find "b a" EOS (.73 * .52 * .97), the best
+    table = [[0, 0, .24, .03, .73], [0, 0, .02, .26, .72], [0, 0, .67, .07, .26],
+             [0, 0, .97, 0, .03], [0, 0, .32, .52, .16]]
+    for alpha in (0.0, 1.0):
+        _, body = brute_force_best(table, 4, alpha)
+        (hyps,) = beam_search(markov_step(table), [np.zeros(1)], 1, BOS, EOS, 5, beam_size=2,
+                              alpha=alpha, n_best=2)
+        assert body == [4, 3] and hyps[0].tokens == body
+
+
 def test_beam_search_batches_rows_and_returns_n_best():
     out = beam_search(markov_step(TABLE), [np.zeros(3)], 3, BOS, EOS, 6, beam_size=3,
                       alpha=0.0, n_best=3)

@@ -37,6 +37,24 @@ def _ner_predict(model_dir, inputs):
     from seqkit.tasks import ner
 
     return ner.Predictor(str(model_dir)).predict(inputs)
+def _translation_train(data_dir, out_dir):
+    from seqkit import config as configlib
+    from seqkit.tasks import translation
+
+    pairs = data_dir / "pairs.tsv"
+    pairs.write_text("".join(f"{e}\t{z}\n" for e, z in [
+        ("I like tea.", "我喜欢茶。"), ("You like books.", "你喜欢书。"),
+        ("We want tea.", "我们想要茶。"), ("They want books.", "他们想要书。")] * 5),
+        encoding="utf-8")
+    cfg = configlib.resolve(translation.Config, None, {"epochs": 1, "units": 8,
+                                                        "embedding_dim": 8, "seed": 3})
+    translation.train(translation.PairSource(str(pairs)), str(out_dir), cfg)
+
+
+def _translation_predict(model_dir, inputs):
+    from seqkit.tasks import translation
+
+    return translation.Predictor(str(model_dir)).predict(inputs, beam_size=3, n_best=2)
 
 
 CASES = [
@@ -44,6 +62,8 @@ CASES = [
              ["a lovely film", "", "awful acting 很差", "unseen words only"]),
     TaskCase("ner", _ner_train, _ner_predict,
              ["Mara Quell visited Port Edra .", "", "Zorblax works for Apex in 北京."]),
+    TaskCase("translation", _translation_train, _translation_predict,
+             ["I like tea.", "", "unseen words 未见", "books"]),
 ]
 
 

@@ -24,7 +24,7 @@ from seqkit import artifacts, config as configlib, io, metrics, schemes, text
 from seqkit.backbones import BackboneSpec, apply_backbone
 from seqkit.crf import CRF
 from seqkit.errors import ConfigError, DataError
-from seqkit.training import (Batches, ScoreCallback, TimeLimit, TrainSpec, fit,
+from seqkit.training import (Batches, ScoreCallback, TrainSpec, fit,
                              make_optimizer, predict_padded, set_seed)
 
 TASK = "ner"
@@ -454,7 +454,7 @@ def train(train_path: str, out_dir: str, config: Config, *, valid_path: str | No
     f1 = ScoreCallback("f1", valid_f1)
     trainee, summary = fit(trainee, train_batches, valid_batches, TrainSpec.from_config(config),
                            work, monitor="val_f1", mode="max", resume=resume,
-                           callbacks=[f1, TimeLimit(config.max_minutes)])
+                           callbacks=[f1])
     model = inference_model(trainee)
     scores = score(model, pre, valid, config.batch_size * 8)
     log.info("validation entity F1 %.4f (precision %.4f, recall %.4f)", scores["f1"],

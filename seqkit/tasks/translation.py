@@ -1,0 +1,528 @@
+"""Translation, many-to-many not aligned: an RNN encoder-decoder with attention.
+
+Data: TSV lines `source<TAB>target` (further columns, such as an attribution, are ignored;
+a UTF-8 BOM is fine), or two line-aligned files (--source-file / --target-file);
+--reverse swaps the direction. Each side has its own tokenizer (auto, char, whitespace,
+or sentencepiece subwords trained on the training data) and vocabulary.
+
+    seqkit translation train data/translation_en_zh.tsv -o runs/mt
+    echo "I like tea." | seqkit translation predict runs/mt --beam-size 5
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import keras
+import numpy as np
+
+from seqkit import artifacts, config as configlib, decoding, io, metrics, text
+from seqkit.backbones import BackboneSpec, apply_backbone, rnn_layer
+from seqkit.errors import ConfigError
+from seqkit.subwords import SentencePiece
+from seqkit.training import Batches, TrainSpec, fit, make_optimizer, set_seed
+
+TASK = "translation"
+ATTENTIONS = ("bahdanau", "luong", "none")
+TOKENIZERS = (*text.TOKENIZERS, "sentencepiece")
+BOS, EOS = "<s>", "</s>"
+log = logging.getLogger("seqkit")
+
+
+# 1. Config ---------------------------------------------------------------------------------
+@dataclass
+class Config:
+    source_tokenizer: str = "auto"
+    target_tokenizer: str = "auto"
+    vocab_size: int = 8000  # sentencepiece pieces per side
+    lowercase_source: bool = True
+    min_count: int = 1
+    max_vocab: int = 30000
+    max_length: int = 0  # tokens kept per side; 0: the length_percentile of each side
+    length_percentile: float = 99.0
+    valid_fraction: float = 0.05  # held out when no --valid is given
+    embedding_dim: int = 128
+    cell: str = "gru"
+    units: int = 128
+    layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.2
+    recurrent_dropout: float = 0.0
+    attention: str = "luong"
+    attention_units: int = 256  # bahdanau's hidden size
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 0.002
+    clipnorm: float = 1.0
+    patience: int = 3
+    seed: int = 42
+    max_minutes: float = 0.0  # 0: no time limit
+    beam_size: int = 5  # default for evaluate and predict; 1 is greedy
+    length_alpha: float = 0.6
+    max_output_length: int = 0  # 0: twice the target max_length
+
+    def validate(self) -> None:
+        for side in ("source_tokenizer", "target_tokenizer"):
+            configlib.check_choice(side, getattr(self, side), TOKENIZERS)
+        configlib.check_choice("attention", self.attention, ATTENTIONS)
+        configlib.check_range("length_percentile", self.length_percentile, 50, 100)
+        configlib.check_range("valid_fraction", self.valid_fraction, 0.001, 0.5)
+        if min(self.embedding_dim, self.attention_units, self.beam_size, self.vocab_size) < 1 \
+                or min(self.max_length, self.max_output_length) < 0:
+            raise ConfigError("embedding_dim, attention_units, beam_size and vocab_size must "
+                              "be >= 1; max_length and max_output_length >= 0")
+        BackboneSpec.from_config(self).validate()
+        TrainSpec.from_config(self).validate()
+
+
+# 2. Preprocessor ---------------------------------------------------------------------------
+class Side:
+    """One language's tokenizer, vocabulary and length limit."""
+
+    def __init__(self, tokenizer: str, lowercase: bool, normalize: bool, vocab: text.Vocabulary,
+                 max_length: int, subwords: SentencePiece | None = None):
+        self.tokenizer, self.lowercase, self.normalize = tokenizer, lowercase, normalize
+        self.vocab, self.max_length, self.subwords = vocab, max_length, subwords
+
+    def tokens(self, line: str) -> list[str]:
+        if self.normalize:
+            line = text.normalize(line)
+        if self.subwords is not None:
+            return self.subwords.encode(line.lower() if self.lowercase else line)
+        return text.tokenize(line, self.tokenizer, self.lowercase)
+
+    def encode(self, line: str) -> list[int]:
+        return self.vocab.encode(self.tokens(line))[: self.max_length]
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        tokens = self.vocab.decode(ids)
+        return self.subwords.decode(tokens) if self.subwords else text.detokenize(tokens)
+
+    @classmethod
+    def fit(cls, lines: Sequence[str], name: str, tokenizer: str, lowercase: bool,
+            normalize: bool, config: Config, specials: Sequence[str] = ()) -> "Side":
+        subwords = None
+        if tokenizer == "sentencepiece":
+            prepared = [text.normalize(t) if normalize else t for t in lines]
+            subwords = SentencePiece.train([t.lower() if lowercase else t for t in prepared],
+                                           config.vocab_size)
+        side = cls(tokenizer, lowercase, normalize, text.Vocabulary(["<pad>", "<unk>"]), 0,
+                   subwords)
+        token_lists = [side.tokens(t) for t in lines]
+        side.vocab = text.Vocabulary.build(token_lists, config.min_count, config.max_vocab,
+                                           specials)
+        lengths = np.array([len(t) for t in token_lists])
+        side.max_length = config.max_length or max(
+            1, math.ceil(np.percentile(lengths, config.length_percentile)))
+        log.info("%s: %s tokenizer, vocabulary %s, max_length %d (%s of %s sentences cut)",
+                 name, tokenizer, f"{len(side.vocab):,}", side.max_length,
+                 f"{int((lengths > side.max_length).sum()):,}", f"{len(lines):,}")
+        return side
+
+    def to_json(self) -> dict:
+        return {"tokenizer": self.tokenizer, "lowercase": self.lowercase,
+                "normalize": self.normalize, "max_length": self.max_length,
+                "vocab": self.vocab.to_json(),
+                "sentencepiece": self.subwords.to_json() if self.subwords else None}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Side":
+        subwords = SentencePiece.from_json(data["sentencepiece"]) if data["sentencepiece"] \
+            else None
+        return cls(data["tokenizer"], data["lowercase"], data["normalize"],
+                   text.Vocabulary.from_json(data["vocab"]), data["max_length"], subwords)
+
+
+class Preprocessor:
+    """Sentences <-> token ids for both sides. Pure Python; saved as JSON.
+
+    Sources are NFKC-normalised (full-width letters fold to ASCII); targets are learned as
+    written, so translations use the same characters as the references they are scored on.
+    """
+
+    def __init__(self, source: Side, target: Side, reverse: bool = False):
+        self.source, self.target, self.reverse = source, target, reverse
+        self.bos_id, self.eos_id = target.vocab.id(BOS), target.vocab.id(EOS)
+
+    @classmethod
+    def fit(cls, sources: Sequence[str], targets: Sequence[str], config: Config,
+            reverse: bool = False) -> "Preprocessor":
+        source = Side.fit(sources, "source", config.source_tokenizer, config.lowercase_source,
+                          True, config)
+        target = Side.fit(targets, "target", config.target_tokenizer, False, False, config,
+                          specials=(BOS, EOS))
+        return cls(source, target, reverse)
+
+    def encode_pairs(self, sources, targets) -> tuple[list, list, list]:
+        """Source ids, decoder inputs (<s> y) and decoder targets (y </s>)."""
+        src = [self.source.encode(s) for s in sources]
+        tgt = [self.target.encode(t) for t in targets]
+        return src, [[self.bos_id, *t] for t in tgt], [[*t, self.eos_id] for t in tgt]
+
+    def to_json(self) -> dict:
+        return {"source": self.source.to_json(), "target": self.target.to_json(),
+                "reverse": self.reverse}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Preprocessor":
+        return cls(Side.from_json(data["source"]), Side.from_json(data["target"]),
+                   data.get("reverse", False))
+
+
+# 3. Model ----------------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="seqkit")
+class PaddingMask(keras.layers.Layer):
+    """ids (batch, time) -> bool mask (batch, time), True where the id is not padding."""
+
+    def call(self, ids):
+        return keras.ops.not_equal(ids, 0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def _decoder_units(config: Config) -> int:
+    return BackboneSpec.from_config(config).output_units
+
+
+def build_encoder(config: Config, pre: Preprocessor) -> keras.Model:
+    """source ids -> [encoder outputs, attention keys, source mask, *decoder start states]."""
+    spec = BackboneSpec.from_config(config)
+    source = keras.Input(shape=(None,), dtype="int32", name="source")  # (batch, src_time)
+    mask = PaddingMask(name="source_mask")(source)
+    x = keras.layers.Embedding(len(pre.source.vocab), config.embedding_dim, mask_zero=True,
+                               name="source_embedding")(source)
+    if config.dropout > 0:
+        x = keras.layers.Dropout(config.dropout, name="source_dropout")(x)
+    outputs, states = apply_backbone(x, spec, return_sequences=True, return_state=True,
+                                     name="encoder")  # (batch, src_time, enc_units)
+    if spec.bidirectional:  # forward and backward states side by side: (batch, 2 * units)
+        per_direction = len(states) // 2
+        states = [keras.layers.Concatenate(name=f"bridge_{i}")([states[i],
+                                                                 states[i + per_direction]])
+                  for i in range(per_direction)]
+    if config.attention == "none":
+        return keras.Model(source, states, name="encoder")
+    units = config.attention_units if config.attention == "bahdanau" else _decoder_units(config)
+    keys = keras.layers.Dense(units, use_bias=False, name="attention_key")(outputs)
+    return keras.Model(source, [outputs, keys, mask, *states], name="encoder")
+
+
+def decoder_layers(config: Config, pre: Preprocessor) -> dict[str, keras.layers.Layer]:
+    """The decoder's layers by name: built once, shared by training and the step model."""
+    spec = BackboneSpec.from_config(config)
+    units = _decoder_units(config)
+    layers = {
+        "target_embedding": keras.layers.Embedding(len(pre.target.vocab), config.embedding_dim,
+                                                   name="target_embedding"),
+        "decoder": rnn_layer(spec, units=units, return_sequences=True, return_state=True,
+                             name="decoder"),
+        "output_dropout": keras.layers.Dropout(config.dropout, name="output_dropout"),
+        "logits": keras.layers.Dense(len(pre.target.vocab), name="logits"),
+    }
+    if config.attention == "bahdanau":
+        layers["attention_query"] = keras.layers.Dense(config.attention_units,
+                                                       name="attention_query")
+        layers["attention"] = keras.layers.AdditiveAttention(name="attention")
+    elif config.attention == "luong":
+        layers["attention"] = keras.layers.Attention(name="attention")
+    if config.attention != "none":
+        layers["attention_combine"] = keras.layers.Dense(units, activation="tanh",
+                                                         name="attention_combine")
+    return layers
+
+
+def run_decoder(layers: dict, tokens, states: list, context: list):
+    """Teacher-forced decoder over `tokens` (batch, tgt_time) from `states`.
+
+    context is [encoder outputs, attention keys, source mask] (empty without attention).
+    Returns (logits (batch, tgt_time, vocab), final states).
+    """
+    x = layers["target_embedding"](tokens)  # (batch, tgt_time, dim)
+    y, *states = layers["decoder"](x, initial_state=states)  # (batch, tgt_time, units)
+    if context:
+        enc_outputs, keys, mask = context
+        query = layers["attention_query"](y) if "attention_query" in layers else y
+        # context vectors: (batch, tgt_time, enc_units); padded source steps get no weight
+        attended = layers["attention"]([query, enc_outputs, keys], mask=[None, mask])
+        y = layers["attention_combine"](keras.layers.concatenate([y, attended]))
+    y = layers["output_dropout"](y)
+    return layers["logits"](y), states
+
+
+def build_model(config: Config, pre: Preprocessor) -> keras.Model:
+    """(source ids, decoder input ids) -> next-token logits (batch, tgt_time, vocab)."""
+    encoder = build_encoder(config, pre)
+    source = keras.Input(shape=(None,), dtype="int32", name="source")
+    target_in = keras.Input(shape=(None,), dtype="int32", name="target_in")
+    encoded = encoder(source)
+    context, states = _split_encoded(config, encoded)
+    logits, _ = run_decoder(decoder_layers(config, pre), target_in, states, context)
+    return keras.Model({"source": source, "target_in": target_in}, logits, name="translation")
+
+
+def _split_encoded(config: Config, encoded) -> tuple[list, list]:
+    encoded = list(encoded) if isinstance(encoded, (list, tuple)) else [encoded]
+    if config.attention == "none":
+        return [], encoded
+    return encoded[:3], encoded[3:]
+
+
+def build_step_model(model: keras.Model, config: Config) -> keras.Model:
+    """One decoder step, from the trained model's named layers:
+    [token (batch, 1), *states, *context] -> [logits (batch, 1, vocab), *new states]."""
+    names = decoder_layers_names(config)
+    layers = {name: model.get_layer(name) for name in names}
+    units = _decoder_units(config)
+    count = BackboneSpec.from_config(config).state_count
+    token = keras.Input(shape=(1,), dtype="int32", name="token")
+    states = [keras.Input(shape=(units,), name=f"state_{i}") for i in range(count)]
+    context = []
+    if config.attention != "none":
+        encoder = model.get_layer("encoder")
+        enc_units = encoder.output[0].shape[-1]
+        key_units = encoder.output[1].shape[-1]
+        context = [keras.Input(shape=(None, enc_units), name="encoder_outputs"),
+                   keras.Input(shape=(None, key_units), name="attention_keys"),
+                   keras.Input(shape=(None,), dtype="bool", name="source_mask")]
+    logits, new_states = run_decoder(layers, token, states, context)
+    return keras.Model([token, *states, *context], [logits, *new_states], name="decoder_step")
+
+
+def decoder_layers_names(config: Config) -> list[str]:
+    names = ["target_embedding", "decoder", "output_dropout", "logits"]
+    if config.attention == "bahdanau":
+        names.append("attention_query")
+    if config.attention != "none":
+        names += ["attention", "attention_combine"]
+    return names
+
+
+def loss() -> keras.losses.Loss:
+    # id 0 is padding: it counts neither in the loss nor in its mean
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+
+
+def compile_model(model: keras.Model, config: Config) -> None:
+    model.compile(optimizer=make_optimizer(TrainSpec.from_config(config)), loss=loss())
+
+
+# 4. Decode ---------------------------------------------------------------------------------
+class Translator:
+    """Encoder and decoder-step models around a trained model; decodes in NumPy."""
+
+    def __init__(self, model: keras.Model, config: Config, pre: Preprocessor):
+        import tensorflow as tf
+
+        self.config, self.pre = config, pre
+        self.encoder = model.get_layer("encoder")
+        self.step_model = build_step_model(model, config)
+        self.state_count = BackboneSpec.from_config(config).state_count
+        self._encode = tf.function(lambda x: self.encoder(x, training=False),
+                                   reduce_retracing=True)
+        spec = [tf.TensorSpec(t.shape, t.dtype) for t in self.step_model.inputs]
+        self._step = tf.function(lambda *xs: self.step_model(list(xs), training=False),
+                                 input_signature=spec)
+        vocab = pre.target.vocab
+        self.banned = [vocab.pad_id, vocab.unk_id, pre.bos_id]
+
+    def start(self, source_ids: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """Decoder start states then context, one row per source (sources non-empty)."""
+        from seqkit.training import pad
+
+        encoded = self._encode(pad(source_ids))
+        encoded = [np.asarray(e) for e in (encoded if isinstance(encoded, (list, tuple))
+                                           else [encoded])]
+        context, states = _split_encoded(self.config, encoded)
+        return [*states, *context]
+
+    def step(self, tokens: np.ndarray, states: list) -> tuple[np.ndarray, list]:
+        n = self.state_count
+        out = self._step(tokens.reshape(-1, 1).astype(np.int32), *states)
+        logits = np.asarray(out[0])[:, 0, :].astype(np.float64)
+        logits[:, self.banned] = -np.inf
+        log_probs = logits - logits.max(axis=-1, keepdims=True)
+        log_probs -= np.log(np.exp(log_probs).sum(axis=-1, keepdims=True))
+        return log_probs, [np.asarray(s) for s in out[1:]] + states[n:]
+
+    def max_length(self, given: int = 0) -> int:
+        return given or self.config.max_output_length or 2 * self.pre.target.max_length
+
+    def translate(self, sources: Sequence[str], beam_size: int = 1, n_best: int = 1,
+                  max_length: int = 0, batch_size: int = 64) -> list[list[dict]]:
+        """For each source, its n_best translations, best first: {"translation", "score"}
+        (score: the log-probability, end of sentence included). Empty sources give []."""
+        ids = [self.pre.source.encode(s) if s.strip() else [] for s in sources]
+        results: list[list[dict]] = [[] for _ in sources]
+        filled = sorted((i for i, s in enumerate(ids) if s), key=lambda i: len(ids[i]))
+        limit = self.max_length(max_length)
+        for start in range(0, len(filled), batch_size):
+            idx = filled[start:start + batch_size]
+            hyps = self._search([ids[i] for i in idx], beam_size, n_best, limit)
+            for i, best in zip(idx, hyps):
+                results[i] = [decode(h, self.pre) for h in best]
+        return results
+
+    def _search(self, ids, beam_size: int, n_best: int, limit: int):
+        states = self.start(ids)
+        rows, bos, eos = len(ids), self.pre.bos_id, self.pre.eos_id
+        if beam_size <= 1:
+            return [[h] for h in decoding.greedy(self.step, states, rows, bos, eos, limit)]
+        return decoding.beam_search(self.step, states, rows, bos, eos, limit,
+                                    beam_size=beam_size, alpha=self.config.length_alpha,
+                                    n_best=n_best)
+
+
+def decode(hypothesis: decoding.Hypothesis, pre: Preprocessor) -> dict:
+    return {"translation": pre.target.detokenize(hypothesis.tokens),
+            "score": round(hypothesis.score, 4)}
+
+
+# Library functions ---------------------------------------------------------------------------
+@dataclass
+class PairSource:
+    """Where sentence pairs come from: a TSV, or two line-aligned files."""
+    path: str | None = None
+    source_file: str | None = None
+    target_file: str | None = None
+    reverse: bool | None = None  # None: as the model was trained (False when training)
+    skip_bad_lines: bool = False
+    encoding: str | None = None
+
+    def read(self, reverse_default: bool = False) -> io.Pairs:
+        reverse = self.reverse if self.reverse is not None else reverse_default
+        if self.path is not None and (self.source_file or self.target_file):
+            raise ConfigError("give either a TSV file or --source-file and --target-file, "
+                              "not both")
+        if self.path is not None:
+            return io.read_pairs(self.path, reverse=reverse,
+                                 skip_bad_lines=self.skip_bad_lines, encoding=self.encoding)
+        if not (self.source_file and self.target_file):
+            raise ConfigError("no data: give a TSV file (source<TAB>target), or both "
+                              "--source-file and --target-file")
+        return io.read_parallel(self.source_file, self.target_file, reverse=reverse,
+                                skip_bad_lines=self.skip_bad_lines, encoding=self.encoding)
+
+
+def split_holdout(pairs: io.Pairs, fraction: float, seed: int) -> tuple[io.Pairs, io.Pairs]:
+    order = np.random.default_rng(seed).permutation(len(pairs.sources))
+    cut = max(1, int(round(len(order) * fraction)))
+    if cut >= len(order):
+        raise ConfigError(f"{len(order)} pairs are too few to hold some out for validation; "
+                          "give --valid")
+
+    def take(index):
+        return io.Pairs([pairs.sources[i] for i in index], [pairs.targets[i] for i in index],
+                        [pairs.lines[i] for i in index])
+
+    return take(order[cut:]), take(order[:cut])
+
+
+def _batches(pre: Preprocessor, pairs: io.Pairs, config: Config, shuffle: bool) -> Batches:
+    src, tgt_in, tgt_out = pre.encode_pairs(pairs.sources, pairs.targets)
+    keep = [i for i, s in enumerate(src) if s]
+    columns = {"source": [src[i] for i in keep], "target_in": [tgt_in[i] for i in keep],
+               "target_out": [tgt_out[i] for i in keep]}
+    lengths = [len(columns["source"][j]) + len(columns["target_in"][j])
+               for j in range(len(keep))]
+    return Batches(columns, lengths, config.batch_size,
+                   lambda b: ({"source": b["source"], "target_in": b["target_in"]},
+                              b["target_out"]),
+                   shuffle=shuffle, seed=config.seed)
+
+
+def train(data: PairSource, out_dir: str, config: Config, *, valid: PairSource | None = None,
+          force: bool = False, resume: bool = False) -> dict:
+    """Train a translation model and write MODEL_DIR; returns the validation metrics."""
+    pairs = data.read()  # bad data fails before anything is written
+    valid_pairs = valid.read(bool(data.reverse)) if valid is not None else None
+    work = artifacts.start_run(out_dir, force=force, resume=resume)
+    if resume:
+        config = artifacts.resume_config(work, TASK, config, ("epochs", "max_minutes"))
+    set_seed(config.seed)
+    if valid_pairs is None:
+        pairs, valid_pairs = split_holdout(pairs, config.valid_fraction, config.seed)
+        log.info("no --valid given: holding out %s of %s pairs", f"{len(valid_pairs.sources):,}",
+                 f"{len(pairs.sources) + len(valid_pairs.sources):,}")
+    if resume:
+        pre = Preprocessor.from_json(artifacts.read_json(work / artifacts.PREPROCESSOR_FILE))
+    else:
+        pre = Preprocessor.fit(pairs.sources, pairs.targets, config, bool(data.reverse))
+        artifacts.save_setup(work, task=TASK, preprocessor=pre.to_json(), config=config)
+    model = build_model(config, pre)
+    compile_model(model, config)
+    model, summary = fit(model, _batches(pre, pairs, config, True),
+                         _batches(pre, valid_pairs, config, False), TrainSpec.from_config(config),
+                         work, monitor="val_loss", mode="min", resume=resume)
+    scores = score(Translator(model, config, pre), valid_pairs, beam_size=1)
+    log.info("validation BLEU %.2f, chrF %.2f (greedy)", scores["bleu"], scores["chrf"])
+    result = {"validation": scores, "training": summary}
+    artifacts.save(work, task=TASK, model=model, preprocessor=pre.to_json(), config=config,
+                   metrics=result)
+    artifacts.finish_run(work, out_dir)
+    log.info("model written to %s", out_dir)
+    return result
+
+
+def score(translator: Translator, pairs: io.Pairs, beam_size: int, max_length: int = 0,
+          target_lang: str | None = None, batch_size: int = 64) -> dict:
+    best = translator.translate(pairs.sources, beam_size, 1, max_length, batch_size)
+    hypotheses = [b[0]["translation"] if b else "" for b in best]
+    result = metrics.translation(hypotheses, pairs.targets, target_lang)
+    result["beam_size"] = beam_size
+    return result
+
+
+class Predictor:
+    """A loaded model that translates sentences in batches."""
+
+    def __init__(self, model_dir: str, batch_size: int = 64):
+        loaded = artifacts.load(model_dir, TASK, Config)
+        self.config = loaded.config
+        self.pre = Preprocessor.from_json(loaded.preprocessor)
+        self.translator = Translator(loaded.model, self.config, self.pre)
+        self.batch_size = batch_size
+
+    def predict(self, sources: Sequence[str], beam_size: int | None = None, n_best: int = 1,
+                max_length: int = 0) -> list[dict]:
+        """One record per source: {"source", "translation", "score"} (+ "n_best" when
+        n_best > 1); an empty source gives translation "" and score None."""
+        beam = self.config.beam_size if beam_size is None else beam_size
+        if n_best > max(beam, 1):
+            raise ConfigError(f"--n-best {n_best} needs a beam at least as wide; got "
+                              f"--beam-size {beam}")
+        found = self.translator.translate(sources, beam, n_best, max_length, self.batch_size)
+        records = []
+        for source, best in zip(sources, found):
+            record = {"source": source, "translation": best[0]["translation"] if best else "",
+                      "score": best[0]["score"] if best else None}
+            if n_best > 1:
+                record["n_best"] = best
+            records.append(record)
+        return records
+
+    def stream(self, input_path: str = "-", encoding: str | None = None, chunk_size: int = 256,
+               **options) -> Iterator[list[dict]]:
+        """Read INPUT (one source per line) in chunks; yield each chunk's records in order."""
+        for chunk in io.iter_lines(input_path, encoding, chunk_size):
+            yield self.predict(chunk, **options)
+
+
+def evaluate(model_dir: str, data: PairSource, beam_size: int | None = None,
+             max_length: int = 0, target_lang: str | None = None, batch_size: int = 64,
+             limit: int | None = None) -> dict:
+    """Score MODEL_DIR on pairs (the first `limit` of them, when given)."""
+    predictor = Predictor(model_dir, batch_size)
+    pairs = data.read(predictor.pre.reverse)
+    if limit is not None:
+        pairs = io.Pairs(pairs.sources[:limit], pairs.targets[:limit], pairs.lines[:limit])
+    beam = predictor.config.beam_size if beam_size is None else beam_size
+    return score(predictor.translator, pairs, beam, max_length, target_lang, batch_size)
+
+
+def predict(model_dir: str, input_path: str = "-", batch_size: int = 64, **options):
+    """Yield lists of output records, one list per chunk of input, one record per line."""
+    return Predictor(model_dir, batch_size).stream(input_path, **options)
