@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,21 @@ def read_json(path: Path) -> dict:
 def read_config(directory: Path, task: str, config_cls):
     path = Path(directory) / CONFIG_FILE
     return configlib.from_dict(config_cls, configlib.read_recipe(path, task), str(path))
+
+
+def resume_config(work_dir: Path, task: str, given, may_change: tuple[str, ...] = ("epochs",)):
+    """The interrupted run's config, for --resume. Only the keys in `may_change` may differ
+    from it; any other option given with a non-default value that differs is an error."""
+    saved = read_config(work_dir, task, type(given))
+    defaults = type(given)()
+    changed = [k for k, v in asdict(given).items()
+               if k not in may_change and v != getattr(saved, k) and v != getattr(defaults, k)]
+    if changed:
+        raise ConfigError(f"--resume continues the run as it was configured; these options "
+                          f"differ from it: {', '.join(changed)}")
+    for key in may_change:
+        setattr(saved, key, getattr(given, key))
+    return saved
 
 
 def finish_run(work_dir: Path, out_dir: str | Path) -> Path:

@@ -24,7 +24,7 @@ TASKS = {
     "ner": (None, "sequence tagging (named entities), many-to-many aligned"),
     "translation": (None, "seq2seq encoder-decoder translation, many-to-many"),
     "caption": (None, "image captioning, one-to-many"),
-    "lm": (None, "language model and text generation"),
+    "lm": ("seqkit.commands.lm", "language model and text generation"),
 }
 
 _state = {"debug": False}

@@ -86,3 +86,12 @@ def test_shipped_recipe_matches_config_defaults():
 
     recipe = Path(__file__).resolve().parent.parent / "tasks" / "sentiment.toml"
     assert configlib.resolve(sentiment.Config, recipe) == sentiment.Config()
+
+
+def test_shipped_lm_recipe_matches_config_defaults():
+    from pathlib import Path
+
+    from seqkit.tasks import lm
+
+    recipe = Path(__file__).resolve().parent.parent / "tasks" / "lm.toml"
+    assert configlib.resolve(lm.Config, recipe) == lm.Config()

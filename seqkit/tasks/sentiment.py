@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import keras
@@ -194,7 +193,7 @@ def train(train_path: str, out_dir: str, config: Config, *, valid_path: str | No
     """Train a classifier and write MODEL_DIR; returns the validation metrics."""
     work = artifacts.start_run(out_dir, force=force, resume=resume)
     if resume:
-        config = resume_config(work, config)
+        config = artifacts.resume_config(work, TASK, config)
     set_seed(config.seed)
     texts, labels, _ = read_labelled(train_path, table)
     if valid_path:
@@ -227,18 +226,6 @@ def train(train_path: str, out_dir: str, config: Config, *, valid_path: str | No
     artifacts.finish_run(work, out_dir)
     log.info("model written to %s", out_dir)
     return result
-
-
-def resume_config(work: Path, given: Config) -> Config:
-    """The interrupted run's config; only `epochs` may be changed when resuming."""
-    saved = artifacts.read_config(work, TASK, Config)
-    changed = [k for k, v in asdict(given).items()
-               if k != "epochs" and v != getattr(saved, k) and v != getattr(Config(), k)]
-    if changed:
-        raise ConfigError(f"--resume continues the run as it was configured; these options "
-                          f"differ from it: {', '.join(changed)}")
-    saved.epochs = given.epochs
-    return saved
 
 
 def score(model, pre: Preprocessor, texts, labels, batch_size: int) -> dict:
