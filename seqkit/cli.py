@@ -25,7 +25,7 @@ TASKS = {
     "translation": ("seqkit.commands.translation",
                     "seq2seq encoder-decoder translation, many-to-many"),
     "caption": (None, "image captioning, one-to-many"),
-    "lm": (None, "language model and text generation"),
+    "lm": ("seqkit.commands.lm", "language model and text generation"),
 }
 
 _state = {"debug": False}

@@ -64,6 +64,12 @@ def has_cjk(text: str) -> bool:
     return _CJK_RE.search(text) is not None
 
 
+def cjk_fraction(text: str) -> float:
+    """The share of non-space characters that are CJK (0 for text with none)."""
+    visible = sum(1 for ch in text if not ch.isspace())
+    return len(_CJK_RE.findall(text)) / visible if visible else 0.0
+
+
 class Vocabulary:
     """Maps tokens to ids. Id 0 is padding, id 1 the unknown token, then any extra
     specials, then tokens by falling frequency (ties broken alphabetically)."""

@@ -172,6 +172,61 @@ class Batches:
         return ds.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
 
 
+class Windows:
+    """Fixed-length windows over one token stream, for truncated backpropagation through
+    time, as a `tf.data.Dataset` of (inputs, targets) with targets shifted by one token.
+
+    With shuffle (training), each epoch cuts the stream at a new random offset in
+    [0, length) and visits the windows in a new order, so no token is always first in its
+    window; the window count stays the same every epoch. Without shuffle, windows start at
+    token 0 and run in order. A stream shorter than two windows makes one shorter window.
+    """
+
+    def __init__(self, stream: Sequence[int], length: int, batch_size: int,
+                 shuffle: bool = True, seed: int = 0):
+        self.stream = np.asarray(stream, dtype=np.int32)
+        span = len(self.stream) - 1  # tokens that can be predicted
+        if span < 1:
+            raise ValueError("a token stream needs at least two tokens")
+        self.length = min(length, span)
+        self.shifting = shuffle and span >= 2 * self.length
+        # with a moving offset the last window must still fit when the offset is length - 1
+        self.count = (span - self.length + 1) // self.length if self.shifting else \
+            span // self.length
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return math.ceil(self.count / self.batch_size)
+
+    @property
+    def tokens(self) -> int:
+        return self.count * self.length
+
+    def batch_starts(self, epoch: int) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, epoch])
+        offset = int(rng.integers(self.length)) if self.shifting else 0
+        starts = offset + self.length * np.arange(self.count)
+        if self.shuffle:
+            starts = starts[rng.permutation(self.count)]
+        return [starts[i:i + self.batch_size] for i in range(0, self.count, self.batch_size)]
+
+    def make_batch(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        index = starts[:, None] + np.arange(self.length)  # (batch, length)
+        return self.stream[index], self.stream[index + 1]
+
+    def _generate(self):
+        epoch = self.epoch
+        self.epoch += 1
+        for starts in self.batch_starts(epoch):
+            yield self.make_batch(starts)
+
+    def dataset(self) -> tf.data.Dataset:
+        spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
+        ds = tf.data.Dataset.from_generator(self._generate, output_signature=(spec, spec))
+        return ds.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
+
+
 def _is_sequence_column(values: Sequence) -> bool:
     return len(values) > 0 and isinstance(values[0], (list, tuple, np.ndarray))
 
@@ -196,17 +251,23 @@ class _EpochLog(keras.callbacks.Callback):
                  seconds, f"{self.tokens / max(seconds, 1e-9):,.0f}")
 
 
-class _TimeLimit(keras.callbacks.Callback):
-    """Stop training after the epoch in which the time budget runs out."""
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training once `minutes` have passed (checked after every batch); the epoch in
+    progress ends there and is validated and checkpointed as usual."""
 
     def __init__(self, minutes: float):
         super().__init__()
-        self.minutes, self.start, self.stopped = minutes, time.perf_counter(), False
+        self.seconds, self.start, self.stopped = minutes * 60, 0.0, False
 
-    def on_epoch_end(self, epoch, logs=None):
-        if (time.perf_counter() - self.start) / 60 >= self.minutes:
-            log.info("time limit of %g minutes reached after epoch %d", self.minutes, epoch + 1)
-            self.model.stop_training = self.stopped = True
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.stopped and time.perf_counter() - self.start >= self.seconds:
+            self.stopped = True
+            self.model.stop_training = True
+            log.info("time limit of %.1f minutes reached: stopping after this epoch's "
+                     "validation", self.seconds / 60)
 
 
 class _ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -268,15 +329,18 @@ class ScoreCallback(keras.callbacks.Callback):
             logs[f"val_{self.name}"] = float(self.score(self.model))
 
 
-def fit(model: keras.Model, train: Batches, valid: Batches | None, spec: TrainSpec,
+def fit(model: keras.Model, train, valid, spec: TrainSpec,
         work_dir: Path, *, monitor: str, mode: str, resume: bool = False,
         custom_objects: dict | None = None, callbacks: Sequence[keras.callbacks.Callback] = ()
         ) -> tuple[keras.Model, dict]:
     """Train `model` (compiled) and return it with the best weights and a summary.
 
+    `train` and `valid` are Batches or Windows (anything with dataset(), tokens, epoch).
+    `callbacks` (a learning-rate schedule, a score) run first at each epoch's end, so the
+    metrics they log can be monitored, and before the checkpoint, so it saves what they changed.
+
     With resume, the model, optimizer and early-stopping state come from the checkpoint in
     `work_dir` and training goes on from the epoch after the last one completed.
-    `callbacks` run first at each epoch's end, so the metrics they log can be monitored.
     """
     spec.validate()
     directory = Path(work_dir) / CHECKPOINT_DIR
@@ -300,7 +364,7 @@ def fit(model: keras.Model, train: Batches, valid: Batches | None, spec: TrainSp
     callbacks = [*callbacks, _EpochLog(spec.epochs, train.tokens), stopper,
                  _Checkpoint(directory, stopper, history)]
     if spec.max_minutes > 0:
-        callbacks.append(_TimeLimit(spec.max_minutes))
+        callbacks.append(TimeLimit(spec.max_minutes))
     train.epoch = valid_epoch = initial_epoch
     if valid is not None:
         valid.epoch = valid_epoch

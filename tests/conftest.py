@@ -132,6 +132,15 @@ def run_subprocess(*args: str, stdin: str | bytes | None = None, **kwargs):
                           capture_output=True, timeout=300, **kwargs)
 
 
+def one_error_line(result: Result) -> str:
+    """The one `seqkit: error:` line of a failed run (exit 1, no traceback)."""
+    lines = result.err.strip().splitlines()
+    assert result.code == 1, result.err
+    assert len(lines) == 1 and lines[0].startswith("seqkit: error: "), result.err
+    assert "Traceback" not in result.err
+    return lines[0]
+
+
 TINY = ["--units", "8", "--set", "embedding_dim=8", "--batch-size", "16", "--seed", "1"]
 
 

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from conftest import run_subprocess
+from conftest import one_error_line, run_subprocess
 
 
 def test_help_does_not_load_tensorflow():
@@ -39,7 +39,7 @@ def test_usage_error_exits_2(cli):
 
 
 def test_unbuilt_task_says_so(cli):
-    r = cli("lm", "train", "x")
+    r = cli("caption", "train", "x")
     assert r.code == 1 and "not built yet" in r.err
 
 
@@ -101,14 +101,6 @@ def test_existing_model_dir_is_not_overwritten(sentiment_model, data_dir, cli):
     r = cli("sentiment", "train", data_dir / "train.csv", "-o", sentiment_model)
     assert r.code == 1 and "already exists" in r.err and "--force" in r.err
     assert (sentiment_model / "model.keras").stat().st_mtime_ns == before
-
-
-def one_error_line(r):
-    lines = r.err.strip().splitlines()
-    assert r.code == 1, r.err
-    assert len(lines) == 1 and lines[0].startswith("seqkit: error: "), r.err
-    assert "Traceback" not in r.err
-    return lines[0]
 
 
 @pytest.mark.parametrize("content, expected", [

@@ -55,6 +55,28 @@ def _translation_predict(model_dir, inputs):
     from seqkit.tasks import translation
 
     return translation.Predictor(str(model_dir)).predict(inputs, beam_size=3, n_best=2)
+def _lm_train(data_dir, out_dir):
+    from seqkit import config as configlib
+    from seqkit.tasks import lm
+
+    path = data_dir / "lm_en.txt"
+    if not path.exists():
+        path.write_text("".join(f"{a} {b} .\n" for a in ("the cat", "a dog", "my friend")
+                                for b in ("sleeps", "runs home", "reads a book")) * 6)
+    cfg = configlib.resolve(lm.Config, None, {"epochs": 1, "units": 8, "embedding_dim": 8,
+                                               "sequence_length": 10, "seed": 3})
+    lm.train(str(path), str(out_dir), cfg)
+
+
+def _lm_predict(model_dir, inputs):
+    import numpy as np
+
+    from seqkit.tasks import lm
+
+    model = lm.LanguageModel(str(model_dir))
+    return [{**record, "continued": "".join(model.generate(line, 8,
+                                                           rng=np.random.default_rng(7)))}
+            for line, record in zip(inputs, model.score(inputs))]
 
 
 CASES = [
@@ -64,6 +86,7 @@ CASES = [
              ["Mara Quell visited Port Edra .", "", "Zorblax works for Apex in 北京."]),
     TaskCase("translation", _translation_train, _translation_predict,
              ["I like tea.", "", "unseen words 未见", "books"]),
+    TaskCase("lm", _lm_train, _lm_predict, ["the cat sleeps .", "", "unseen words only"]),
 ]
 
 

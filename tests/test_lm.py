@@ -1,0 +1,287 @@
+"""The language model: levels, windows, the step model against the full model, perplexity
+by hand, tied embeddings through save/load, generate and score through the CLI."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from conftest import one_error_line
+
+ZH_HALVES = ["春风吹柳岸", "明月照高楼", "细雨落青苔", "白云绕远山", "江水过小桥", "归雁入寒窗"]
+EN_WORDS = ["the quiet cat sleeps by the river", "a busy baker works at the market",
+            "the old train waits near the station", "a happy child plays in the garden"]
+
+
+def write_zh(path, n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    lines = [f"{ZH_HALVES[rng.integers(6)]}，{ZH_HALVES[rng.integers(6)]}。" for _ in range(n)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def tiny_config(**changes):
+    from seqkit.tasks import lm
+
+    values = dict(units=8, embedding_dim=6, layers=2, sequence_length=8, batch_size=8,
+                  epochs=2, learning_rate=0.01, seed=1, dropout=0.0)
+    values.update(changes)
+    return lm.Config(**values)
+
+
+def tiny_pre(level="word"):
+    from seqkit.tasks import lm
+
+    stream = lm.token_stream(EN_WORDS, lambda line: lm.line_tokens(line, level))
+    return lm.Preprocessor.fit(stream, level, lm.Config())
+
+
+@pytest.fixture(scope="module")
+def zh_model(tmp_path_factory):
+    """A small character-level model trained once through the CLI."""
+    from seqkit.cli import run
+
+    d = tmp_path_factory.mktemp("lm")
+    write_zh(d / "train.txt", n=300)
+    code = run(["-q", "lm", "train", str(d / "train.txt"), "-o", str(d / "model"),
+                "--units", "32", "--set", "embedding_dim=16", "--epochs", "3",
+                "--learning-rate", "0.02", "--sequence-length", "12", "--batch-size", "8",
+                "--seed", "3"])
+    assert code == 0
+    return d / "model"
+
+
+# --- text -------------------------------------------------------------------------------
+def test_level_auto_reads_characters_for_cjk_and_words_otherwise():
+    from seqkit.tasks import lm
+
+    assert lm.resolve_level("auto", ["春风吹柳岸，明月照高楼。"]) == "char"
+    assert lm.resolve_level("auto", ["the cat sat on the mat"]) == "word"
+    # one Chinese name in English text is still English
+    assert lm.resolve_level("auto", ["we met 李明 at the station after a long day"]) == "word"
+    assert lm.resolve_level("char", ["the cat"]) == "char"
+    assert lm.line_tokens(" a b  c ", "char") == ["a", " ", "b", " ", " ", "c"]
+    assert lm.line_tokens(" don't <unk> N ", "word") == ["don't", "<unk>", "N"]
+    assert lm.line_tokens("Hi, you!", "word", "auto", lowercase=True) == ["hi", ",", "you", "!"]
+
+
+def test_token_stream_and_vocabulary():
+    from seqkit.tasks import lm
+
+    pre = tiny_pre()
+    stream = lm.token_stream(["a b", "b <unk>"], lambda line: lm.line_tokens(line, "word"))
+    assert stream == ["<eos>", "a", "b", "<eos>", "b", "<unk>", "<eos>"]
+    assert pre.vocab.tokens[:3] == ["<pad>", "<unk>", "<eos>"] and pre.eos_id == 2
+    assert pre.encode(["<unk>", "zebra"]) == [1, 1]  # a literal <unk> is the unknown token
+    assert lm.Preprocessor.from_json(json.loads(json.dumps(pre.to_json()))).vocab == pre.vocab
+
+
+def test_holdout_is_the_tail_cut_at_a_line_end():
+    from seqkit.tasks import lm
+
+    stream = lm.token_stream(["a b c"] * 10, str.split)
+    train, valid = lm.split_holdout(stream, 0.2)
+    assert train[-1] == "<eos>" and valid[0] == "<eos>"
+    assert train[:-1] + valid == stream
+    assert 0 < len(valid) < len(stream) / 2
+
+
+# --- windows ----------------------------------------------------------------------------
+def test_training_windows_shift_by_one_and_move_each_epoch():
+    from seqkit.training import Windows
+
+    stream = np.arange(103)
+    w = Windows(stream, length=10, batch_size=4, shuffle=True, seed=0)
+    assert w.count == 9 and len(w) == 3 and w.tokens == 90
+    firsts = set()
+    for epoch in range(6):
+        batches = [w.make_batch(s) for s in w.batch_starts(epoch)]
+        assert sum(len(x) for x, _ in batches) == 9  # the same count every epoch
+        for x, y in batches:
+            assert x.shape[1] == 10 and (y == x + 1).all()
+            assert (np.diff(x, axis=1) == 1).all() and y.max() <= 102
+        starts = sorted(int(x[0]) for b in batches for x in b[0])
+        assert np.diff(starts).tolist() == [10] * 8  # non-overlapping, contiguous
+        firsts.add(starts[0])
+    assert len(firsts) > 1  # the cut points move between epochs
+
+
+def test_validation_windows_run_in_order_and_tiny_streams_make_one_window():
+    from seqkit.training import Windows
+
+    w = Windows(np.arange(41), length=10, batch_size=3, shuffle=False)
+    x = np.concatenate([w.make_batch(s)[0] for s in w.batch_starts(0)])
+    assert x[:, 0].tolist() == [0, 10, 20, 30]
+    short = Windows(np.arange(5), length=10, batch_size=3)
+    (xs, ys), = [short.make_batch(s) for s in short.batch_starts(0)]
+    assert xs.tolist() == [[0, 1, 2, 3]] and ys.tolist() == [[1, 2, 3, 4]]
+    ds = list(short.dataset())
+    assert len(ds) == 1
+
+
+# --- model ------------------------------------------------------------------------------
+def log_softmax(logits):
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+@pytest.mark.parametrize("cell, tie", [("lstm", True), ("gru", False)])
+def test_step_model_gives_the_full_models_distribution(cell, tie):
+    """Feeding one token at a time through the step model, states carried, must give the
+    same next-token distributions as the full model over the whole sequence."""
+    from seqkit.tasks import lm
+    from seqkit.training import set_seed
+
+    set_seed(0)
+    pre = tiny_pre()
+    config = tiny_config(cell=cell, tie_embeddings=tie)
+    model = lm.build_model(config, pre)
+    ids = np.array([[2, 3, 5, 4, 7, 6, 3, 2, 8]], dtype=np.int32)
+    expected = log_softmax(model.predict_on_batch(ids))[0]
+    stepper = lm.Stepper(model, config)
+    states = stepper.zero_states(1)
+    for t in range(ids.shape[1]):
+        log_probs, states = stepper.step(ids[:, t], states)
+        np.testing.assert_allclose(log_probs[0], expected[t], atol=2e-5)
+    # and a whole window at once, from the states after the first three tokens
+    _, states = stepper(ids[:, :3], stepper.zero_states(1))
+    rest, _ = stepper(ids[:, 3:], states)
+    np.testing.assert_allclose(rest[0], expected[3:], atol=2e-5)
+
+
+def test_perplexity_is_exp_of_the_mean_loss_by_hand():
+    from seqkit.tasks import lm
+    from seqkit.training import set_seed
+
+    set_seed(1)
+    pre = tiny_pre("char")
+    config = tiny_config()
+    model = lm.build_model(config, pre)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(2, len(pre.vocab), size=70).astype(np.int32)
+    by_hand = log_softmax(model.predict_on_batch(ids[None, :-1]))[0]
+    nll = -by_hand[np.arange(69), ids[1:]].mean()
+    scores = lm.stream_scores(lm.Stepper(model, config), ids, "char", rows=1, window=16)
+    assert scores["tokens"] == 69
+    assert scores["loss"] == pytest.approx(nll, rel=1e-5)
+    assert scores["perplexity"] == pytest.approx(math.exp(nll), rel=1e-5)
+    assert scores["bits_per_character"] == pytest.approx(nll / math.log(2), rel=1e-5)
+    # side by side rows cover every token once too
+    assert lm.stream_scores(lm.Stepper(model, config), ids, "word", rows=4)["tokens"] == 69
+
+
+def test_tied_embeddings_survive_safe_mode_save_and_load(tmp_path):
+    import keras
+
+    from seqkit.tasks import lm
+
+    pre = tiny_pre()
+    model = lm.build_model(tiny_config(tie_embeddings=True), pre)
+    vocab_sized = [w for w in model.weights if len(pre.vocab) in w.shape]
+    assert len(vocab_sized) == 1  # one matrix, used both ways
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    ids = np.array([[2, 3, 4, 5]], dtype=np.int32)
+    np.testing.assert_allclose(model.predict_on_batch(ids), loaded.predict_on_batch(ids),
+                               rtol=1e-6)
+    assert len([w for w in loaded.weights if len(pre.vocab) in w.shape]) == 1
+
+
+def test_bidirectional_is_refused(cli, tmp_path):
+    r = cli("lm", "train", write_zh(tmp_path / "t.txt"), "-o", tmp_path / "m",
+            "--bidirectional")
+    assert r.code == 1 and "bidirectional must be false" in r.err
+
+
+# --- the command line -------------------------------------------------------------------
+def test_training_learns_and_evaluate_reports_perplexity(zh_model, tmp_path, cli):
+    metrics = json.loads((zh_model / "metrics.json").read_text())
+    history = metrics["training"]["history"]
+    assert history[-1]["val_loss"] < history[0]["val_loss"]
+    test = write_zh(tmp_path / "test.txt", n=20, seed=9)
+    r = cli("lm", "evaluate", zh_model, test, "--json")
+    result = json.loads(r.out)
+    assert r.code == 0 and result["level"] == "char"
+    assert result["tokens"] == 20 * 13  # 12 characters and the end of each line
+    assert result["perplexity"] == pytest.approx(math.exp(result["loss"]), rel=1e-6)
+    assert result["perplexity"] < 8  # of 35 tokens: it has learnt much of the shape
+    r = cli("lm", "evaluate", zh_model, test)
+    assert r.code == 0 and r.out.startswith("perplexity") and "bits_per_character" in r.out
+
+
+def test_generate_is_reproducible_with_a_seed(zh_model, cli):
+    args = ("lm", "generate", zh_model, "--prompt", "春风", "-n", "24", "--seed", "5")
+    first, again = cli(*args), cli(*args)
+    assert first.code == 0 and first.out == again.out and first.out.startswith("春风")
+    other = cli("lm", "generate", zh_model, "--prompt", "春风", "-n", "24", "--seed", "6")
+    assert other.out != first.out
+    many = cli("lm", "generate", zh_model, "-n", "13", "--seed", "5", "--count", "3",
+               "--temperature", "0.5", "--top-k", "5")
+    assert many.code == 0 and many.out.count("\n\n") == 2
+
+
+def test_generate_streams_one_piece_per_token(zh_model):
+    from seqkit.tasks import lm
+
+    model = lm.LanguageModel(str(zh_model))
+    calls = []
+    step = model.stepper.step
+    model.stepper.step = lambda tokens, states: calls.append(1) or step(tokens, states)
+    pieces = model.generate("明月", 50, rng=np.random.default_rng(0))
+    assert next(pieces) == "明月" and not calls
+    next(pieces)
+    next(pieces)
+    assert len(calls) == 2  # a token is handed out as soon as it is drawn
+    assert len(list(pieces)) == 48
+
+
+def test_score_lines_up_with_input(zh_model, tmp_path, cli):
+    src = tmp_path / "in.txt"
+    src.write_text("春风吹柳岸，明月照高楼。\n\n风春岸柳吹，楼高照月明。\n   \n", encoding="utf-8")
+    r = cli("lm", "score", zh_model, src)
+    records = [json.loads(line) for line in r.out.splitlines()]
+    assert r.code == 0 and len(records) == 4
+    assert [rec["text"] for rec in records] == ["春风吹柳岸，明月照高楼。", "",
+                                                "风春岸柳吹，楼高照月明。", "   "]
+    assert records[1] == {"text": "", "tokens": 0, "log_prob": None, "perplexity": None}
+    assert records[3]["log_prob"] is None
+    good, shuffled = records[0], records[2]
+    assert good["tokens"] == 13 and good["log_prob"] > shuffled["log_prob"]
+    assert good["perplexity"] == pytest.approx(math.exp(-good["log_prob"] / 13), rel=1e-3)
+    r = cli("lm", "score", zh_model, src, "--format", "tsv")
+    rows = [line.split("\t") for line in r.out.split("\n")[:-1]]
+    assert len(rows) == 4 and all(len(row) == 4 for row in rows)
+    assert rows[1] == ["", "", "0", ""] and rows[0][3] == "春风吹柳岸，明月照高楼。"
+
+
+def test_score_reads_stdin(zh_model, cli, monkeypatch):
+    import io
+
+    data = "春风吹柳岸，明月照高楼。\n白云\n".encode()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+    r = cli("lm", "score", zh_model, "-", "--format", "tsv")
+    assert r.code == 0 and [row.split("\t")[3] for row in r.out.splitlines()] == [
+        "春风吹柳岸，明月照高楼。", "白云"]
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"", "bad.txt: file is empty"),
+    (b"\n  \n", "bad.txt: file is empty"),
+    (b"fine text\nmore text\n\xff\xfe bad\n", "bad.txt:3: bytes"),
+])
+def test_bad_training_text(content, expected, tmp_path, cli):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(content)
+    assert expected in one_error_line(cli("lm", "train", bad, "-o", tmp_path / "m"))
+    assert not (tmp_path / "m").exists()
+
+
+def test_bad_text_at_evaluate_and_score(zh_model, tmp_path, cli):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes("春风\n明月\n".encode() + b"\xff bad\n")
+    assert "bad.txt:3: bytes" in one_error_line(cli("lm", "evaluate", zh_model, bad))
+    assert "bad.txt:3: bytes" in one_error_line(cli("lm", "score", zh_model, bad))
+    assert "this is a 'lm' model" in one_error_line(
+        cli("sentiment", "predict", zh_model, bad))
