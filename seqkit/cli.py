@@ -15,7 +15,7 @@ import sys
 
 import click
 
-from seqkit import __version__
+from seqkit import __version__, runtime
 from seqkit.errors import SeqkitError
 
 # name -> (module with a `group`, one-line description); None: not built yet
@@ -70,8 +70,7 @@ def cli(debug: bool, quiet: bool) -> None:
     seqkit TASK predict MODEL_DIR [INPUT|-]
     """
     _state["debug"] = debug
-    if debug:
-        os.environ["SEQKIT_DEBUG"] = "1"
+    runtime.debug = debug
     setup_logging(debug, quiet)
 
 

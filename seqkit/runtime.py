@@ -11,11 +11,16 @@ import os
 import sys
 
 
+# set by `seqkit --debug` (a module flag, not an environment variable, so that it does not
+# leak into child processes)
+debug = False
+
+
 def load_tensorflow() -> None:
     if "tensorflow" in sys.modules:
         return
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    if os.environ.get("SEQKIT_DEBUG"):
+    if debug:
         import tensorflow  # noqa: F401
 
         return
