@@ -53,7 +53,9 @@ def start_run(out_dir: str | Path, *, force: bool = False, resume: bool = False)
         raise ConfigError(f"{out} already exists; pass --force to overwrite it or choose "
                           "another -o")
     if work.exists():
-        if not force:
+        # a run that stopped before its first checkpoint (e.g. on bad data) holds nothing
+        # worth keeping; one with a checkpoint is only replaced on request
+        if (work / "checkpoints" / "state.json").exists() and not force:
             raise ConfigError(f"{work} holds an interrupted run; pass --resume to continue "
                               "it or --force to start over")
         shutil.rmtree(work)

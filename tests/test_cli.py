@@ -115,6 +115,8 @@ def test_bad_training_data(content, expected, tmp_path, cli):
     line = one_error_line(cli("sentiment", "train", bad, "-o", tmp_path / "m"))
     assert expected in line
     assert not (tmp_path / "m").exists()
+    # running it again reports the data again, not a leftover run to resume
+    assert one_error_line(cli("sentiment", "train", bad, "-o", tmp_path / "m")) == line
 
 
 def test_unknown_label_at_evaluate(sentiment_model, tmp_path, cli):
