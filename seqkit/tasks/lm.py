@@ -354,10 +354,8 @@ def train(train_path: str, out_dir: str, config: Config, *, valid_path: str | No
     scores = stream_scores(Stepper(model, config), valid_ids, pre.level, config.batch_size)
     log.info("validation perplexity %.2f (loss %.4f)", scores["perplexity"], scores["loss"])
     result = {"validation": scores, "training": summary}
-    artifacts.save(work, task=TASK, model=model, preprocessor=pre.to_json(), config=config,
-                   metrics=result)
-    artifacts.finish_run(work, out_dir)
-    log.info("model written to %s", out_dir)
+    artifacts.complete(work, out_dir, task=TASK, model=model, preprocessor=pre.to_json(),
+                       config=config, metrics=result)
     return result
 
 

@@ -460,10 +460,8 @@ def train(data: PairSource, out_dir: str, config: Config, *, valid: PairSource |
     scores = score(Translator(model, config, pre), valid_pairs, beam_size=1)
     log.info("validation BLEU %.2f, chrF %.2f (greedy)", scores["bleu"], scores["chrf"])
     result = {"validation": scores, "training": summary}
-    artifacts.save(work, task=TASK, model=model, preprocessor=pre.to_json(), config=config,
-                   metrics=result)
-    artifacts.finish_run(work, out_dir)
-    log.info("model written to %s", out_dir)
+    artifacts.complete(work, out_dir, task=TASK, model=model, preprocessor=pre.to_json(),
+                       config=config, metrics=result)
     return result
 
 
