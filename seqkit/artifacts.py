@@ -174,8 +174,8 @@ class Handle:
         self.batch_size = batch_size
 
 
-def load(model_dir: str | Path, task: str, config_cls, *, custom_objects: dict | None = None,
-         with_model: bool = True) -> Loaded:
+def load(model_dir: str | Path, task: str, config_cls, *,
+         custom_objects: dict | None = None) -> Loaded:
     """Load and check a model directory; any problem is a one-line ModelError."""
     path = Path(model_dir)
     if not path.is_dir():
@@ -207,15 +207,14 @@ def load(model_dir: str | Path, task: str, config_cls, *, custom_objects: dict |
         except ValueError:
             metrics = {}
     loaded = Loaded(path, task, config, preprocessor, metrics)
-    if with_model:
-        import keras
+    import keras
 
-        try:
-            loaded.model = keras.saving.load_model(path / MODEL_FILE, compile=False,
-                                                   safe_mode=True,
-                                                   custom_objects=custom_objects)
-        except Exception as exc:  # Keras raises many types for a corrupt archive
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"cannot load {MODEL_FILE}: {reason[:200]}",
-                             path=str(path)) from None
+    try:
+        loaded.model = keras.saving.load_model(path / MODEL_FILE, compile=False,
+                                               safe_mode=True,
+                                               custom_objects=custom_objects)
+    except Exception as exc:  # Keras raises many types for a corrupt archive
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load {MODEL_FILE}: {reason[:200]}",
+                         path=str(path)) from None
     return loaded

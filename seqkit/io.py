@@ -382,10 +382,6 @@ def _numbered_lines(path: str, encoding: str | None) -> Iterator[tuple[int, str]
             yield number, line
 
 
-def read_lines(path: str | Path, encoding: str | None = None) -> list[str]:
-    return [text for chunk in iter_texts(path, encoding=encoding) for text in chunk]
-
-
 class RecordWriter:
     """Writes one record per input record to a stream, in jsonl, tsv or csv.
 

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from seqkit.commands.common import config_options, echo_json, train_options
+from seqkit.commands.common import echo_json, task_config, train_options
 
 encoding_option = click.option("--encoding", help="Text encoding of the input (default UTF-8).")
 
@@ -31,11 +31,9 @@ def group() -> None:
 def train_command(train_path, out_dir, valid_path, recipe, set_items, force, resume, encoding,
                   **kwargs):
     """Train a language model on the plain text TRAIN and write it to -o MODEL_DIR."""
-    from seqkit import config as configlib
     from seqkit.tasks import lm
 
-    config = configlib.resolve(lm.Config, recipe, config_options(kwargs), set_items,
-                               task=lm.TASK)
+    config = task_config(lm, recipe, kwargs, set_items)
     lm.train(train_path, out_dir, config, valid_path=valid_path, encoding=encoding,
              force=force, resume=resume)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from seqkit.commands.common import config_options, echo_json, train_options
+from seqkit.commands.common import echo_json, task_config, train_options
 
 TOKENIZER_CHOICES = click.Choice(["auto", "char", "whitespace", "sentencepiece"])
 PAIR_OPTIONS = ("source_file", "target_file", "reverse", "skip_bad_lines", "encoding")
@@ -72,15 +72,13 @@ def group() -> None:
 def train_command(train_path, out_dir, valid_path, recipe, set_items, force, resume,
                   both_tokenizers, **kwargs):
     """Train on TRAIN (TSV) or --source-file/--target-file; write -o MODEL_DIR."""
-    from seqkit import config as configlib
     from seqkit.tasks import translation
 
     data = _pairs(train_path, kwargs)
     if both_tokenizers:
         for side in ("source_tokenizer", "target_tokenizer"):
             kwargs[side] = kwargs[side] or both_tokenizers
-    config = configlib.resolve(translation.Config, recipe, config_options(kwargs), set_items,
-                               task=translation.TASK)
+    config = task_config(translation, recipe, kwargs, set_items)
     valid = None
     if valid_path:
         valid = translation.PairSource(valid_path, reverse=data.reverse,
