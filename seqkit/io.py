@@ -153,6 +153,10 @@ def _parser_error(exc: Exception, path: str) -> DataError:
             f"found {m.group(3)} fields, expected {m.group(1)} like the header "
             f"(quote fields that hold the separator)", path=path, line=int(m.group(2)),
         )
+    m = re.search(r"EOF inside string starting at row (\d+)", text)
+    if m:  # pandas counts rows from 0 at the header line
+        return DataError("a quote opened here is never closed; expected a closing \" "
+                         "before the end of the file", path=path, line=int(m.group(1)) + 1)
     return DataError(f"cannot parse as a table: {text.strip().splitlines()[-1]}", path=path)
 
 

@@ -88,3 +88,9 @@ def test_record_writer(fmt, expected):
     out = pyio.StringIO()
     io.RecordWriter(out, fmt, ["label", "p"]).write_all([{"label": "正", "p": 0.5}])
     assert out.getvalue() == expected
+
+
+def test_unclosed_quote_names_its_line(tmp_path):
+    p = write(tmp_path / "q.csv", b'text,label\nok,1\nfine,0\n"unclosed,1\nok,0\n')
+    with pytest.raises(DataError, match=r"q.csv:4: a quote opened here is never closed"):
+        io.read_text_label(p)
