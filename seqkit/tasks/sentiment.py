@@ -25,6 +25,7 @@ from seqkit.training import Batches, TrainSpec, fit, make_optimizer, predict_pad
 
 TASK = "sentiment"
 POOLINGS = ("last", "max", "mean")
+INFERENCE_STRETCH = 8
 log = logging.getLogger("seqkit")
 
 
@@ -92,8 +93,13 @@ class Preprocessor:
         return cls(config.tokenizer, config.lowercase, vocab, sort_labels(set(labels)),
                    max_length)
 
-    def encode(self, texts: Iterable[str]) -> list[list[int]]:
-        return [self.vocab.encode(self.tokens(t))[: self.max_length] for t in texts]
+    def encode(self, texts: Iterable[str], training: bool = False) -> list[list[int]]:
+        """Token ids. Training cuts at max_length (a percentile of the training lengths, so
+        batches stay small); inference reads up to INFERENCE_STRETCH times further, because a
+        test text longer than most training texts still carries its label in the part past the
+        cut (SST-2 trains on short phrases and tests on whole sentences)."""
+        limit = self.max_length if training else self.max_length * INFERENCE_STRETCH
+        return [self.vocab.encode(self.tokens(t))[:limit] for t in texts]
 
     def encode_labels(self, labels: Sequence[str], lines: Sequence[int], path: str) -> np.ndarray:
         for label, line in zip(labels, lines):
@@ -179,7 +185,7 @@ def split_holdout(texts, labels, fraction: float, seed: int):
 
 
 def _batches(pre: Preprocessor, texts, labels, config: Config, shuffle: bool) -> Batches:
-    seqs = pre.encode(texts)
+    seqs = pre.encode(texts, training=True)
     keep = [i for i, s in enumerate(seqs) if s]  # texts with no tokens teach nothing
     seqs = [seqs[i] for i in keep]
     return Batches({"tokens": seqs, "label": labels[keep]}, [len(s) for s in seqs],

@@ -1,0 +1,27 @@
+"""Sentiment preprocessing: what is cut while training and what is kept at inference."""
+
+from seqkit.tasks.sentiment import INFERENCE_STRETCH, Config, Preprocessor
+
+
+def fitted(texts, labels, **changes):
+    return Preprocessor.fit(texts, labels, Config(**changes))
+
+
+def test_training_cuts_at_max_length_but_inference_reads_further():
+    pre = fitted(["good film", "bad film", "fine"], ["pos", "neg", "pos"], max_length=2)
+    long_text = " ".join(["good"] * 50)
+    assert len(pre.encode([long_text], training=True)[0]) == 2
+    # the label of a long test text may sit past the training cut: inference keeps more
+    assert len(pre.encode([long_text])[0]) == 2 * INFERENCE_STRETCH
+
+
+def test_max_length_defaults_to_a_percentile_of_training_lengths():
+    texts = ["a"] * 9 + [" ".join(["a"] * 40)]
+    pre = fitted(texts, ["x"] * 5 + ["y"] * 5, length_percentile=90)
+    assert pre.max_length < 40  # the one long outlier does not set the training length
+    assert pre.max_length >= 1
+
+
+def test_labels_sort_numerically_when_they_are_integers():
+    pre = fitted(["a", "b", "c"], ["10", "2", "1"])
+    assert pre.labels == ["1", "2", "10"]
