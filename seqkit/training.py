@@ -42,6 +42,7 @@ class TrainSpec:
     patience: int = 3
     seed: int = 42
     max_minutes: float = 0.0  # stop after the epoch that passes this many minutes; 0: no limit
+    lr_decay: float = 1.0  # learning rate times this after an epoch with no better monitor; 1: off
 
     @classmethod
     def from_config(cls, config) -> "TrainSpec":
@@ -57,6 +58,8 @@ class TrainSpec:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.max_minutes < 0:
             raise ConfigError(f"max_minutes must be >= 0, got {self.max_minutes}")
+        if not 0 < self.lr_decay <= 1:
+            raise ConfigError(f"lr_decay must be in (0, 1] (1 turns it off), got {self.lr_decay}")
 
 
 def set_seed(seed: int) -> None:
@@ -361,6 +364,9 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
     stopper = _ResumableEarlyStopping(
         saved=saved, best_weights=best_weights, monitor=monitor, mode=mode,
         patience=spec.patience, restore_best_weights=True)
+    if spec.lr_decay < 1:  # after the task's callbacks, whose metrics it may watch
+        callbacks = [*callbacks, keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, mode=mode, factor=spec.lr_decay, patience=0, verbose=0)]
     callbacks = [*callbacks, _EpochLog(spec.epochs, train.tokens), stopper,
                  _Checkpoint(directory, stopper, history)]
     if spec.max_minutes > 0:

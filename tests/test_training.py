@@ -101,3 +101,27 @@ def test_pad_rounds_up_and_truncates():
 
     assert pad([[1, 2, 3], [4]]).shape == (2, 8)
     assert pad([[1, 2, 3], [4]], length=2).tolist() == [[1, 2], [4, 0]]
+
+
+def test_lr_decay_cuts_the_rate_after_an_epoch_without_a_better_monitor(tmp_path):
+    import keras
+
+    from seqkit.training import Batches, TrainSpec, fit, make_optimizer
+
+    class FlatScore(keras.callbacks.Callback):  # a monitored score that never improves
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_score"] = 0.5
+
+    seqs = [[1, 2, 3]] * 8
+    batches = Batches({"x": seqs, "y": [0, 1] * 4}, [3] * 8, 4, lambda b: (b["x"], b["y"]))
+    inputs = keras.Input(shape=(None,), dtype="int32")
+    h = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(4, 2)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(h))
+    spec = TrainSpec(epochs=3, batch_size=4, learning_rate=0.01, patience=5, lr_decay=0.5)
+    model.compile(make_optimizer(spec), "sparse_categorical_crossentropy")
+    model, _ = fit(model, batches, batches, spec, tmp_path, monitor="val_score", mode="max",
+                   callbacks=[FlatScore()])
+    # epoch 1 sets the best; epochs 2 and 3 do not beat it: halved twice
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0025)
+    with pytest.raises(ConfigError, match="lr_decay"):
+        TrainSpec(lr_decay=0).validate()

@@ -66,7 +66,6 @@ class Config:
         configlib.check_choice("level", self.level, LEVELS)
         configlib.check_choice("word_tokenizer", self.word_tokenizer, WORD_TOKENIZERS)
         configlib.check_range("valid_fraction", self.valid_fraction, 0.01, 0.5)
-        configlib.check_range("lr_decay", self.lr_decay, 0.01, 1.0)
         configlib.check_range("max_minutes", self.max_minutes, 0.0)
         if self.bidirectional:
             raise ConfigError("a language model reads left to right: bidirectional must be "
@@ -344,13 +343,8 @@ def train(train_path: str, out_dir: str, config: Config, *, valid_path: str | No
                             shuffle=False)
     model = build_model(config, pre)
     compile_model(model, config)
-    callbacks = []
-    if config.lr_decay < 1:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=config.lr_decay, patience=0, verbose=0))
     model, summary = fit(model, train_windows, valid_windows, TrainSpec.from_config(config),
-                         work, monitor="val_loss", mode="min", resume=resume,
-                         callbacks=callbacks)
+                         work, monitor="val_loss", mode="min", resume=resume)
     scores = stream_scores(Stepper(model, config), valid_ids, pre.level, config.batch_size)
     log.info("validation perplexity %.2f (loss %.4f)", scores["perplexity"], scores["loss"])
     result = {"validation": scores, "training": summary}
