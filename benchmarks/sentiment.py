@@ -55,15 +55,21 @@ def baseline_keras(model_dir: Path, train_path: Path, valid_path: Path, epochs: 
     pre, cfg = loaded.pre, loaded.config
     texts, labels, _ = read_text_label(str(train_path))
     v_texts, v_labels, _ = read_text_label(str(valid_path))
-    ids = pre.encode(texts, training=True)
-    tokens = sum(len(s) for s in ids)
-    x = keras.utils.pad_sequences(ids, maxlen=pre.max_length, padding="post")
+    columns = pre.encode(texts, training=True)
+    tokens = sum(len(s) for s in columns["tokens"])
+    x = {k: keras.utils.pad_sequences(v, maxlen=pre.max_length, padding="post")
+         for k, v in columns.items()}
     y = np.array([pre.label_index[label] for label in labels])
-    vx = keras.utils.pad_sequences(pre.encode(v_texts, training=True), maxlen=pre.max_length, padding="post")
+    vx = {k: keras.utils.pad_sequences(v, maxlen=pre.max_length, padding="post")
+          for k, v in pre.encode(v_texts, training=True).items()}
     vy = np.array([pre.label_index[label] for label in v_labels])
 
-    inputs = keras.Input(shape=(None,), dtype="int32")
-    h = keras.layers.Embedding(len(pre.vocab), cfg.embedding_dim, mask_zero=True)(inputs)
+    inputs = {k: keras.Input(shape=(None,), dtype="int32", name=k) for k in columns}
+    h = keras.layers.Embedding(len(pre.vocab), cfg.embedding_dim, mask_zero=True)(
+        inputs["tokens"])
+    if "bigrams" in inputs:
+        b = keras.layers.Embedding(len(pre.bigrams), cfg.bigram_embedding_dim)(inputs["bigrams"])
+        h = keras.layers.Concatenate()([h, b])
     h = keras.layers.Dropout(cfg.dropout)(h)
     h = keras.layers.Bidirectional(keras.layers.LSTM(cfg.units, return_sequences=True))(h)
     h = keras.layers.Dropout(cfg.dropout)(h)

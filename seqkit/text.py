@@ -70,6 +70,16 @@ def cjk_fraction(text: str) -> float:
     return len(_CJK_RE.findall(text)) / visible if visible else 0.0
 
 
+BIGRAM_END = "</s>"  # the bigram partner of a sequence's last token
+
+
+def bigrams(tokens: Sequence[str]) -> list[str]:
+    """Each token with the next one (BIGRAM_END after the last): 北京 -> 北 京, 京 </s>.
+    One per token, so bigram ids line up with token ids (a feature for character-level
+    Chinese, where a character alone is ambiguous)."""
+    return [a + " " + b for a, b in zip(tokens, [*tokens[1:], BIGRAM_END])]
+
+
 class Vocabulary:
     """Maps tokens to ids. Id 0 is padding, id 1 the unknown token, then any extra
     specials, then tokens by falling frequency (ties broken alphabetically)."""

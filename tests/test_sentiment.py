@@ -10,9 +10,9 @@ def fitted(texts, labels, **changes):
 def test_training_cuts_at_max_length_but_inference_reads_further():
     pre = fitted(["good film", "bad film", "fine"], ["pos", "neg", "pos"], max_length=2)
     long_text = " ".join(["good"] * 50)
-    assert len(pre.encode([long_text], training=True)[0]) == 2
+    assert len(pre.encode([long_text], training=True)["tokens"][0]) == 2
     # the label of a long test text may sit past the training cut: inference keeps more
-    assert len(pre.encode([long_text])[0]) == 2 * INFERENCE_STRETCH
+    assert len(pre.encode([long_text])["tokens"][0]) == 2 * INFERENCE_STRETCH
 
 
 def test_max_length_defaults_to_a_percentile_of_training_lengths():
@@ -25,3 +25,16 @@ def test_max_length_defaults_to_a_percentile_of_training_lengths():
 def test_labels_sort_numerically_when_they_are_integers():
     pre = fitted(["a", "b", "c"], ["10", "2", "1"])
     assert pre.labels == ["1", "2", "10"]
+
+
+def test_chinese_text_gets_bigram_features_aligned_with_its_characters():
+    zh = fitted(["房间很干净", "房间很脏", "服务很好", "服务很差"], ["1", "0", "1", "0"],
+                bigram_min_count=1)
+    en = fitted(["a clean room", "a dirty room"], ["1", "0"])
+    assert zh.bigrams is not None and en.bigrams is None  # auto: on for CJK text only
+    inputs = zh.encode(["房间很好"])
+    assert len(inputs["bigrams"][0]) == len(inputs["tokens"][0]) == 4
+    assert inputs["bigrams"][0][:2] == zh.bigrams.encode(["房 间", "间 很"])
+    assert inputs["bigrams"][0][3] == zh.bigrams.encode(["好 </s>"])[0] != 1  # seen in 服务很好
+    again = Preprocessor.from_json(zh.to_json())
+    assert again.encode(["房间很好"]) == inputs

@@ -30,7 +30,6 @@ from seqkit.training import (Batches, ScoreCallback, TrainSpec, fit,
 TASK = "ner"
 CHAR_FEATURES = ("auto", "cnn", "none")
 BIGRAMS = ("auto", "on", "off")
-END = "</s>"  # the bigram partner of a sentence's last token
 TOKENIZERS = ("auto", *text.TOKENIZERS)
 log = logging.getLogger("seqkit")
 
@@ -154,9 +153,7 @@ class Preprocessor:
         return pre
 
     def bigram_keys(self, tokens: Sequence[str]) -> list[str]:
-        """Each token with the next one (END after the last): 北京 -> 北京, 京</s>."""
-        keys = [self.word_key(t) for t in tokens]
-        return [a + " " + b for a, b in zip(keys, keys[1:] + [END])]
+        return text.bigrams([self.word_key(t) for t in tokens])
 
     def words(self, token_lists: Iterable[Sequence[str]]) -> list[list[int]]:
         return [self.vocab.encode(self.word_key(t) for t in toks) for toks in token_lists]

@@ -25,6 +25,7 @@ from seqkit.training import Batches, TrainSpec, fit, make_optimizer, predict_pad
 
 TASK = "sentiment"
 POOLINGS = ("last", "max", "mean")
+BIGRAMS = ("auto", "on", "off")
 INFERENCE_STRETCH = 8
 log = logging.getLogger("seqkit")
 
@@ -40,6 +41,9 @@ class Config:
     length_percentile: float = 99.0
     valid_fraction: float = 0.1  # held out (stratified) when no --valid is given
     embedding_dim: int = 128
+    bigrams: str = "auto"  # token-bigram embeddings; auto: on for Chinese (CJK) text
+    bigram_embedding_dim: int = 64
+    bigram_min_count: int = 2  # rarer bigrams are <unk>, so <unk> is learnt
     cell: str = "lstm"
     units: int = 128
     layers: int = 1
@@ -57,22 +61,26 @@ class Config:
     def validate(self) -> None:
         configlib.check_choice("tokenizer", self.tokenizer, text.TOKENIZERS)
         configlib.check_choice("pooling", self.pooling, POOLINGS)
+        configlib.check_choice("bigrams", self.bigrams, BIGRAMS)
         configlib.check_range("length_percentile", self.length_percentile, 50, 100)
         configlib.check_range("valid_fraction", self.valid_fraction, 0.01, 0.5)
-        if self.embedding_dim < 1 or self.max_length < 0:
-            raise ConfigError("embedding_dim must be >= 1 and max_length >= 0")
+        if self.embedding_dim < 1 or self.bigram_embedding_dim < 1 or self.max_length < 0:
+            raise ConfigError("embedding_dim and bigram_embedding_dim must be >= 1 and "
+                              "max_length >= 0")
         BackboneSpec.from_config(self).validate()
         TrainSpec.from_config(self).validate()
 
 
 # 2. Preprocessor ---------------------------------------------------------------------------
 class Preprocessor:
-    """Text -> token ids, label <-> class id. Pure Python; saved as JSON."""
+    """Text -> token ids (+ token-bigram ids), label <-> class id. Pure Python; saved as JSON."""
 
     def __init__(self, tokenizer: str, lowercase: bool, vocab: text.Vocabulary,
-                 labels: Sequence[str], max_length: int):
+                 labels: Sequence[str], max_length: int,
+                 bigrams: text.Vocabulary | None = None):
         self.tokenizer, self.lowercase = tokenizer, lowercase
         self.vocab, self.labels, self.max_length = vocab, list(labels), max_length
+        self.bigrams = bigrams
         self.label_index = {label: i for i, label in enumerate(self.labels)}
 
     def tokens(self, line: str) -> list[str]:
@@ -83,23 +91,35 @@ class Preprocessor:
         token_lists = [text.tokenize(text.normalize(t), config.tokenizer, config.lowercase)
                        for t in texts]
         vocab = text.Vocabulary.build(token_lists, config.min_count, config.max_vocab)
+        bigrams = None
+        if config.bigrams == "on" or (config.bigrams == "auto"
+                                      and text.cjk_fraction("".join(texts[:2000])) >= 0.5):
+            bigrams = text.Vocabulary.build([text.bigrams(t) for t in token_lists],
+                                            config.bigram_min_count, config.max_vocab)
         lengths = np.array([len(t) for t in token_lists])
         max_length = config.max_length or max(
             1, math.ceil(np.percentile(lengths, config.length_percentile)))
         cut = int((lengths > max_length).sum())
-        log.info("vocabulary %s tokens, %d classes, max_length %d (%s of %s texts truncated)",
-                 f"{len(vocab):,}", len(set(labels)), max_length, f"{cut:,}",
-                 f"{len(texts):,}")
+        log.info("vocabulary %s tokens%s, %d classes, max_length %d (%s of %s texts "
+                 "truncated)", f"{len(vocab):,}",
+                 f" and {len(bigrams):,} bigrams" if bigrams else "", len(set(labels)),
+                 max_length, f"{cut:,}", f"{len(texts):,}")
         return cls(config.tokenizer, config.lowercase, vocab, sort_labels(set(labels)),
-                   max_length)
+                   max_length, bigrams)
 
-    def encode(self, texts: Iterable[str], training: bool = False) -> list[list[int]]:
-        """Token ids. Training cuts at max_length (a percentile of the training lengths, so
-        batches stay small); inference reads up to INFERENCE_STRETCH times further, because a
-        test text longer than most training texts still carries its label in the part past the
-        cut (SST-2 trains on short phrases and tests on whole sentences)."""
+    def encode(self, texts: Iterable[str], training: bool = False) -> dict[str, list]:
+        """The model's inputs: token ids (and bigram ids), one list per text.
+
+        Training cuts at max_length (a percentile of the training lengths, so batches stay
+        small); inference reads up to INFERENCE_STRETCH times further, because a test text
+        longer than most training texts still carries its label in the part past the cut
+        (SST-2 trains on short phrases and tests on whole sentences)."""
         limit = self.max_length if training else self.max_length * INFERENCE_STRETCH
-        return [self.vocab.encode(self.tokens(t))[:limit] for t in texts]
+        token_lists = [self.tokens(t)[:limit] for t in texts]
+        out = {"tokens": [self.vocab.encode(toks) for toks in token_lists]}
+        if self.bigrams is not None:
+            out["bigrams"] = [self.bigrams.encode(text.bigrams(toks)) for toks in token_lists]
+        return out
 
     def encode_labels(self, labels: Sequence[str], lines: Sequence[int], path: str) -> np.ndarray:
         for label, line in zip(labels, lines):
@@ -111,12 +131,15 @@ class Preprocessor:
     def to_json(self) -> dict:
         return {"tokenizer": self.tokenizer, "lowercase": self.lowercase,
                 "labels": self.labels, "max_length": self.max_length,
-                "vocab": self.vocab.to_json()}
+                "vocab": self.vocab.to_json(),
+                "bigrams": self.bigrams.to_json() if self.bigrams is not None else None}
 
     @classmethod
     def from_json(cls, data: dict) -> "Preprocessor":
+        bigrams = data.get("bigrams")
         return cls(data["tokenizer"], data["lowercase"], text.Vocabulary.from_json(data["vocab"]),
-                   data["labels"], data["max_length"])
+                   data["labels"], data["max_length"],
+                   text.Vocabulary.from_json(bigrams) if bigrams else None)
 
 
 def sort_labels(labels: Iterable[str]) -> list[str]:
@@ -131,8 +154,14 @@ def sort_labels(labels: Iterable[str]) -> list[str]:
 # 3. Model ----------------------------------------------------------------------------------
 def build_model(config: Config, pre: Preprocessor) -> keras.Model:
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")  # (batch, time)
+    inputs = {"tokens": tokens}
     x = keras.layers.Embedding(len(pre.vocab), config.embedding_dim, mask_zero=True,
                                name="embedding")(tokens)  # (batch, time, dim)
+    if pre.bigrams is not None:
+        inputs["bigrams"] = keras.Input(shape=(None,), dtype="int32", name="bigrams")
+        b = keras.layers.Embedding(len(pre.bigrams), config.bigram_embedding_dim,
+                                   name="bigram_embedding")(inputs["bigrams"])  # (b, t, bdim)
+        x = keras.layers.Concatenate(name="token_features")([x, b])  # keeps the token mask
     if config.dropout > 0:
         x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
     spec = BackboneSpec.from_config(config)
@@ -141,7 +170,7 @@ def build_model(config: Config, pre: Preprocessor) -> keras.Model:
     if not last:
         x = pool_sequence(x, config.pooling)  # (batch, units)
     probs = keras.layers.Dense(len(pre.labels), activation="softmax", name="classifier")(x)
-    return keras.Model(tokens, probs, name="sentiment")
+    return keras.Model(inputs, probs, name="sentiment")
 
 
 def compile_model(model: keras.Model, config: Config) -> None:
@@ -185,11 +214,12 @@ def split_holdout(texts, labels, fraction: float, seed: int):
 
 
 def _batches(pre: Preprocessor, texts, labels, config: Config, shuffle: bool) -> Batches:
-    seqs = pre.encode(texts, training=True)
-    keep = [i for i, s in enumerate(seqs) if s]  # texts with no tokens teach nothing
-    seqs = [seqs[i] for i in keep]
-    return Batches({"tokens": seqs, "label": labels[keep]}, [len(s) for s in seqs],
-                   config.batch_size, lambda b: (b["tokens"], b["label"]),
+    columns = pre.encode(texts, training=True)
+    keep = [i for i, s in enumerate(columns["tokens"]) if s]  # no tokens: nothing to learn
+    columns = {name: [col[i] for i in keep] for name, col in columns.items()}
+    names = list(columns)
+    return Batches({**columns, "label": labels[keep]}, [len(s) for s in columns["tokens"]],
+                   config.batch_size, lambda b: ({n: b[n] for n in names}, b["label"]),
                    shuffle=shuffle, seed=config.seed)
 
 
@@ -237,11 +267,12 @@ def score(model, pre: Preprocessor, texts, labels, batch_size: int) -> dict:
 
 def predict_probs(model, pre: Preprocessor, texts: Sequence[str], batch_size: int
                   ) -> list[np.ndarray | None]:
-    seqs = pre.encode(texts)
-    filled = [i for i, s in enumerate(seqs) if s]
-    out: list = [None] * len(seqs)
+    columns = pre.encode(texts)
+    filled = [i for i, s in enumerate(columns["tokens"]) if s]
+    out: list = [None] * len(texts)
     if filled:
-        for i, p in zip(filled, predict_padded(model, [seqs[i] for i in filled], batch_size)):
+        batch = {name: [col[i] for i in filled] for name, col in columns.items()}
+        for i, p in zip(filled, predict_padded(model, batch, batch_size)):
             out[i] = p
     return out
 
