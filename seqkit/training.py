@@ -42,7 +42,8 @@ class TrainSpec:
     patience: int = 3
     seed: int = 42
     max_minutes: float = 0.0  # stop after the epoch that passes this many minutes; 0: no limit
-    lr_decay: float = 1.0  # learning rate times this after an epoch with no better monitor; 1: off
+    lr_decay: float = 1.0  # 1: off; see lr_decay_after
+    lr_decay_after: int = 0  # 0: decay after an epoch with no better monitor; N: every epoch after N
 
     @classmethod
     def from_config(cls, config) -> "TrainSpec":
@@ -60,6 +61,8 @@ class TrainSpec:
             raise ConfigError(f"max_minutes must be >= 0, got {self.max_minutes}")
         if not 0 < self.lr_decay <= 1:
             raise ConfigError(f"lr_decay must be in (0, 1] (1 turns it off), got {self.lr_decay}")
+        if self.lr_decay_after < 0:
+            raise ConfigError(f"lr_decay_after must be >= 0, got {self.lr_decay_after}")
 
 
 def set_seed(seed: int) -> None:
@@ -364,9 +367,7 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
     stopper = _ResumableEarlyStopping(
         saved=saved, best_weights=best_weights, monitor=monitor, mode=mode,
         patience=spec.patience, restore_best_weights=True)
-    if spec.lr_decay < 1:  # after the task's callbacks, whose metrics it may watch
-        callbacks = [*callbacks, keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, mode=mode, factor=spec.lr_decay, patience=0, verbose=0)]
+    callbacks = [*callbacks, *_lr_decay(spec, monitor, mode)]
     callbacks = [*callbacks, _EpochLog(spec.epochs, train.tokens), stopper,
                  _Checkpoint(directory, stopper, history)]
     if spec.max_minutes > 0:
@@ -403,6 +404,21 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
         "history": history,
     }
     return model, summary
+
+
+def _lr_decay(spec: TrainSpec, monitor: str, mode: str) -> list[keras.callbacks.Callback]:
+    """The learning-rate decay callback, if any. A fixed schedule (every epoch after
+    lr_decay_after, as Zaremba et al. anneal their LSTM LMs) depends only on the epoch
+    number, so a resumed run follows it exactly."""
+    if spec.lr_decay >= 1:
+        return []
+    if spec.lr_decay_after > 0:
+        def rate(epoch: int, lr: float) -> float:  # epoch counts from 0
+            return spec.learning_rate * spec.lr_decay ** max(0, epoch + 1 - spec.lr_decay_after)
+        return [keras.callbacks.LearningRateScheduler(rate)]
+    # after the task's callbacks in the list, so it can watch the metrics they log
+    return [keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=spec.lr_decay,
+                                              patience=0, verbose=0)]
 
 
 def predict_padded(model: keras.Model, seqs: Sequence[Sequence[int]] | dict[str, Sequence],

@@ -125,3 +125,13 @@ def test_lr_decay_cuts_the_rate_after_an_epoch_without_a_better_monitor(tmp_path
     assert float(model.optimizer.learning_rate) == pytest.approx(0.0025)
     with pytest.raises(ConfigError, match="lr_decay"):
         TrainSpec(lr_decay=0).validate()
+
+    # a fixed schedule: full rate for lr_decay_after epochs, then times lr_decay every epoch,
+    # whatever the monitor does (here it improves every epoch)
+    spec = TrainSpec(epochs=4, batch_size=4, learning_rate=0.01, patience=5, lr_decay=0.5,
+                     lr_decay_after=2)
+    model.compile(make_optimizer(spec), "sparse_categorical_crossentropy")
+    _, summary = fit(model, batches, batches, spec, tmp_path / "schedule", monitor="val_loss",
+                     mode="min")
+    assert [h["learning_rate"] for h in summary["history"]] == pytest.approx(
+        [0.01, 0.01, 0.005, 0.0025])

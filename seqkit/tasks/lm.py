@@ -56,7 +56,8 @@ class Config:
     epochs: int = 20
     batch_size: int = 32
     learning_rate: float = 0.002
-    lr_decay: float = 0.5
+    lr_decay: float = 0.6
+    lr_decay_after: int = 4
     clipnorm: float = 1.0
     patience: int = 2
     max_minutes: float = 0.0
