@@ -82,7 +82,7 @@ def read_captions(path: str | Path, sep: str | None = None, encoding: str | None
     return out
 
 
-def check_relative(name: str, path: str, line: int) -> None:
+def check_relative(name: str, path: str, line: int | None) -> None:
     """Refuse an image name that is absolute or climbs out of the images folder."""
     for flavour in (PurePosixPath, PureWindowsPath):
         pure = flavour(name)
@@ -94,7 +94,7 @@ def check_relative(name: str, path: str, line: int) -> None:
                             "a path inside it", path=path, line=line)
 
 
-def resolve_inside(root: str | Path, name: str, path: str, line: int) -> Path:
+def resolve_inside(root: str | Path, name: str, path: str, line: int | None) -> Path:
     """The file `name` inside `root`, following links only while they stay inside."""
     check_relative(name, path, line)
     base = Path(root).resolve()
@@ -162,6 +162,29 @@ def load_captioned(data: Captions, images_dir: str | Path | None, size: int, ski
     log.info("%s: %s images, %s captions, decoded at %dx%d", io.display_name(data.path),
              f"{len(ok):,}", f"{data.subset(ok).rows:,}", size, size)
     return array, data.subset(ok)
+
+
+@dataclass
+class CaptionSource:
+    """Where captioned images come from: a caption table, and the images folder or a
+    precomputed features file (FILE.npy with its image list, FILE.txt by default)."""
+    path: str
+    images_dir: str | None = None
+    features: str | None = None
+    feature_list: str | None = None
+    skip_bad_images: bool = False
+    sep: str | None = None
+    encoding: str | None = None
+
+    def load(self, image_size: int) -> tuple[np.ndarray, Captions]:
+        """(images (n, size, size, 3) uint8 or features (n, positions, dim), captions)."""
+        data = read_captions(self.path, self.sep, self.encoding)
+        if self.features is None:
+            return load_captioned(data, self.images_dir, image_size, self.skip_bad_images)
+        array, rows = read_features(self.features, self.feature_list)
+        picked = select_features(array, rows, data.names, data.path,
+                                 [lines[0] for lines in data.lines])
+        return picked, data
 
 
 # Precomputed features -----------------------------------------------------------------------

@@ -137,7 +137,8 @@ def caption_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]],
                for k in range(most)]
     result: dict = {}
     for n in range(1, 5):
-        bleu = BLEU(max_ngram_order=n, lowercase=lowercase)
+        # force: references may be pre-tokenised ("a dog ."); 13a splits "dog." the same way
+        bleu = BLEU(max_ngram_order=n, lowercase=lowercase, force=True)
         result[f"bleu{n}"] = round(bleu.corpus_score(list(hypotheses), streams).score, 2)
     result["bleu_signature"] = str(bleu.get_signature())
     result["images"] = len(hypotheses)

@@ -25,6 +25,7 @@ from seqkit import artifacts, config as configlib, decoding, images, io, metrics
     text
 from seqkit.encoders import APPLICATIONS, ENCODERS, build_encoder
 from seqkit.errors import ConfigError, DataError
+from seqkit.images import CaptionSource
 from seqkit.training import Batches, TrainSpec, fit, make_optimizer, set_seed
 
 TASK = "caption"
@@ -39,7 +40,7 @@ class Config:
     encoder: str = "cnn"  # cnn | features | a keras.applications name (see seqkit.encoders)
     encoder_weights: str = ""  # applications: "" (random), "imagenet", or a weights file
     fine_tune: bool = False  # applications: train the backbone too (else frozen, cached)
-    cnn_filters: int = 32  # cnn: filters of the first block, doubled per block
+    cnn_filters: int = 16  # cnn: filters of the first block, doubled per block
     cnn_blocks: int = 4  # cnn: conv-norm-relu-pool blocks (64 px -> a 4x4 map)
     pooling: str = "flatten"  # map -> start state: flatten (keeps where things are) | mean
     tokenizer: str = "auto"
@@ -241,30 +242,6 @@ def decode(hypothesis: decoding.Hypothesis, pre: Preprocessor) -> dict:
 
 
 # Library functions ---------------------------------------------------------------------------
-@dataclass
-class CaptionSource:
-    """Where captioned images come from: a caption table, and the images folder or a
-    precomputed features file (FILE.npy with its image list, FILE.txt by default)."""
-    path: str
-    images_dir: str | None = None
-    features: str | None = None
-    feature_list: str | None = None
-    skip_bad_images: bool = False
-    sep: str | None = None
-    encoding: str | None = None
-
-    def load(self, image_size: int) -> tuple[np.ndarray, images.Captions]:
-        """(images (n, size, size, 3) uint8 or features (n, positions, dim), captions)."""
-        data = images.read_captions(self.path, self.sep, self.encoding)
-        if self.features is None:
-            return images.load_captioned(data, self.images_dir, image_size,
-                                         self.skip_bad_images)
-        array, rows = images.read_features(self.features, self.feature_list)
-        picked = images.select_features(array, rows, data.names, data.path,
-                                        [lines[0] for lines in data.lines])
-        return picked, data
-
-
 def split_holdout(array: np.ndarray, data: images.Captions, fraction: float, seed: int):
     """Hold out a fraction of the images (with all their captions), so none leaks."""
     order = np.random.default_rng(seed).permutation(len(data.names))
@@ -374,16 +351,17 @@ class Predictor:
                 raise ConfigError("this model captions precomputed features: give "
                                   "--features FILE.npy (with its image list)")
             self.features = images.read_features(features, feature_list)
+            self.features_path = features
 
     def load(self, paths: Sequence[str]) -> tuple[np.ndarray, list[int]]:
         """The inputs for `paths` and the indices that could be read."""
         if self.features is not None:
             array, rows = self.features
             ok = [i for i, p in enumerate(paths) if p in rows or self.bad(
-                f"image {p!r} has no row in the features file", "<features>")]
+                f"image {p!r} has no row in the features file", self.features_path)]
             return array[[rows[paths[i]] for i in ok]], ok
-        files = [images.resolve_inside(self.images_dir, p, "<arguments>", i + 1)
-                 if self.images_dir else Path(p) for i, p in enumerate(paths)]
+        files = [images.resolve_inside(self.images_dir, p, self.images_dir, None)
+                 if self.images_dir else Path(p) for p in paths]
         return images.load_images(files, self.pre.image_size, self.bad)
 
     def predict(self, paths: Sequence[str], beam_size: int | None = None,
