@@ -88,7 +88,7 @@ def run(name: str, paths: dict[str, Path], images_dir: Path, args, out: Path) ->
            "train_cpu_minutes": round((time.process_time() - cpu) / 60, 1),
            "set": args.set_items}
     test = caption.CaptionSource(str(paths["test"]), str(images_dir))
-    for beam in sorted({1, config.beam_size}):
+    for beam in sorted({1, 3, config.beam_size}):
         scores = caption.evaluate(str(model_dir), test, beam_size=beam)
         tag = "greedy" if beam == 1 else f"beam{beam}"
         row.update({f"{tag}_bleu{n}": scores[f"bleu{n}"] for n in range(1, 5)})

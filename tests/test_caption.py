@@ -292,3 +292,19 @@ def test_evaluate_json(cap_model, cap_data):
     assert all(0 <= result[f"bleu{n}"] <= 100 for n in range(1, 5))
     assert result["images"] == 6 and result["references"] == 12 and result["beam_size"] == 2
     assert "nrefs:2" in result["bleu_signature"]
+
+
+@pytest.mark.parametrize("options, attention", [
+    ([], "none"), (["--attention"], "luong"), (["--attention", "bahdanau"], "bahdanau")])
+def test_attention_option_alone_means_luong(cap_data, tmp_path, cli, monkeypatch, options,
+                                            attention):
+    from seqkit.tasks import caption
+
+    seen = {}
+    monkeypatch.setattr(caption, "train", lambda data, out, config, **kw: seen.update(
+        config=config, data=data))
+    r = cli("caption", "train", cap_data / "train.csv", "--images", cap_data / "images", "-o",
+            tmp_path / "m", *options)
+    assert r.code == 0, r.err
+    assert seen["config"].attention == attention and seen["config"].encoder == "cnn"
+    assert seen["data"].images_dir == str(cap_data / "images")

@@ -37,7 +37,7 @@ def _source(path, kwargs):
 def _decode_options(func):
     return apply_options([
         click.option("--beam-size", type=int,
-                     help="Beam width; 1 is greedy search (default: the model's, 3)."),
+                     help="Beam width; 1 is greedy search (default: the model's, 1)."),
         click.option("--max-length", type=int, default=0,
                      help="Most tokens per caption (default: the longest training caption "
                           "kept, plus a quarter)."),

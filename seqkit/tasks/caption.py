@@ -65,7 +65,7 @@ class Config:
     patience: int = 3
     seed: int = 42
     max_minutes: float = 0.0
-    beam_size: int = 3  # evaluate and predict; 1 is greedy
+    beam_size: int = 1  # evaluate and predict: greedy; beams shorten captions (see README)
     length_alpha: float = 0.6
     max_output_length: int = 0  # 0: the caption max_length plus a quarter
 
