@@ -24,7 +24,7 @@ TASKS = {
     "ner": ("seqkit.commands.ner", "sequence tagging (named entities), many-to-many aligned"),
     "translation": ("seqkit.commands.translation",
                     "seq2seq encoder-decoder translation, many-to-many"),
-    "caption": (None, "image captioning, one-to-many"),
+    "caption": ("seqkit.commands.caption", "image captioning, one-to-many"),
     "lm": ("seqkit.commands.lm", "language model and text generation"),
 }
 

@@ -287,14 +287,17 @@ class Pairs:
     skipped: int = 0
 
 
-class _BadLines:
-    """Raise on the first bad line, or count them when skipping and warn once at the end."""
+class BadRecords:
+    """Raise on the first bad record (a line, an image), or count them when skipping and
+    warn once, on stderr, at the end."""
 
-    def __init__(self, skip: bool):
-        self.skip, self.count, self.first = skip, 0, ""
+    def __init__(self, skip: bool, what: str = "line"):
+        self.skip, self.what, self.count, self.first = skip, what, 0, ""
 
-    def __call__(self, message: str, path: str, line: int) -> None:
-        error = DataError(message, path=path, line=line)
+    def __call__(self, message: str, path: str, line: int | None = None) -> None:
+        self.error(DataError(message, path=path, line=line))
+
+    def error(self, error: DataError) -> None:
         if not self.skip:
             raise error
         self.count += 1
@@ -303,7 +306,7 @@ class _BadLines:
     def warn(self) -> None:
         if self.count:
             logging.getLogger("seqkit").warning(
-                "skipped %d bad line%s (the first: %s)", self.count,
+                "skipped %d bad %s%s (the first: %s)", self.count, self.what,
                 "" if self.count == 1 else "s", self.first)
 
 
@@ -315,7 +318,7 @@ def read_pairs(path: str | Path, *, reverse: bool = False, skip_bad_lines: bool 
     skip_bad_lines, counted and reported in one warning. reverse swaps the two sides.
     """
     path = str(path)
-    bad = _BadLines(skip_bad_lines)
+    bad = BadRecords(skip_bad_lines)
     sources, targets, lines = [], [], []
     for number, line in _numbered_lines(path, encoding):
         if not line.strip():
@@ -345,7 +348,7 @@ def read_parallel(source_path: str | Path, target_path: str | Path, *, reverse: 
     """Read line-aligned pairs from two files (line N of one translates line N of the other).
     Lines empty on both sides are skipped; one empty side is a bad line."""
     source_path, target_path = str(source_path), str(target_path)
-    bad = _BadLines(skip_bad_lines)
+    bad = BadRecords(skip_bad_lines)
     sources, targets, lines = [], [], []
     src_iter = _numbered_lines(source_path, encoding)
     tgt_iter = _numbered_lines(target_path, encoding)

@@ -120,3 +120,27 @@ def translation(hypotheses: Sequence[str], references: Sequence[str],
             "chrf_signature": str(chrf.get_signature()),
             "bleu_detail": str(bleu_score), "tokenize": tokenize,
             "sentences": len(hypotheses)}
+
+
+def caption_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]],
+                 lowercase: bool = True) -> dict:
+    """sacreBLEU corpus BLEU-1 to BLEU-4 (0-100) of one caption per image against all the
+    reference captions of that image (any number per image). BLEU-n is the brevity penalty
+    times the geometric mean of the 1- to n-gram precisions (max_ngram_order=n)."""
+    from sacrebleu.metrics import BLEU
+
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} images")
+    most = max((len(r) for r in references), default=0)
+    # sacreBLEU takes reference streams; None marks an image with fewer references
+    streams = [[refs[k] if k < len(refs) else None for refs in references]
+               for k in range(most)]
+    result: dict = {}
+    for n in range(1, 5):
+        # force: references may be pre-tokenised ("a dog ."); 13a splits "dog." the same way
+        bleu = BLEU(max_ngram_order=n, lowercase=lowercase, force=True)
+        result[f"bleu{n}"] = round(bleu.corpus_score(list(hypotheses), streams).score, 2)
+    result["bleu_signature"] = str(bleu.get_signature())
+    result["images"] = len(hypotheses)
+    result["references"] = sum(len(r) for r in references)
+    return result

@@ -12,12 +12,15 @@ character offsets in the original line (NER predict needs that).
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 import unicodedata
 from collections import Counter
 from typing import Iterable, Sequence
 
 from seqkit.errors import ConfigError
+from seqkit.subwords import SentencePiece
 
 # CJK ideographs (with extensions and compatibility forms), kana, and full-width forms
 # are written without spaces between words, so each character is its own token.
@@ -37,6 +40,7 @@ _CHAR = re.compile(r"\S")
 _CJK_RE = re.compile(_CJK)
 
 TOKENIZERS = ("auto", "char", "whitespace")
+SIDE_TOKENIZERS = (*TOKENIZERS, "sentencepiece")  # a Side may also learn subwords
 Span = tuple[str, int, int]
 
 
@@ -168,3 +172,63 @@ def _glued(left: str, right: str) -> bool:
 def _wide(char: str) -> bool:
     """CJK characters and full-width punctuation are written without spaces around them."""
     return _CJK_RE.match(char) is not None or unicodedata.east_asian_width(char) in ("W", "F")
+
+
+class Side:
+    """One side of a text-to-text or image-to-text task: its tokenizer, vocabulary and length
+    limit. `fit` reads vocab_size, min_count, max_vocab, max_length and length_percentile
+    from a task config."""
+
+    def __init__(self, tokenizer: str, lowercase: bool, normalize: bool, vocab: Vocabulary,
+                 max_length: int, subwords: SentencePiece | None = None):
+        self.tokenizer, self.lowercase, self.normalize = tokenizer, lowercase, normalize
+        self.vocab, self.max_length, self.subwords = vocab, max_length, subwords
+
+    def tokens(self, line: str) -> list[str]:
+        if self.normalize:
+            line = normalize(line)
+        if self.subwords is not None:
+            return self.subwords.encode(line.lower() if self.lowercase else line)
+        return tokenize(line, self.tokenizer, self.lowercase)
+
+    def encode(self, line: str) -> list[int]:
+        return self.vocab.encode(self.tokens(line))[: self.max_length]
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        tokens = self.vocab.decode(ids)
+        return self.subwords.decode(tokens) if self.subwords else detokenize(tokens)
+
+    @classmethod
+    def fit(cls, lines: Sequence[str], name: str, tokenizer: str, lowercase: bool,
+            nfkc: bool, config, specials: Sequence[str] = ()) -> "Side":
+        import numpy as np
+
+        subwords = None
+        if tokenizer == "sentencepiece":
+            prepared = [normalize(t) if nfkc else t for t in lines]
+            subwords = SentencePiece.train([t.lower() if lowercase else t for t in prepared],
+                                           config.vocab_size)
+        side = cls(tokenizer, lowercase, nfkc, Vocabulary(["<pad>", "<unk>"]), 0, subwords)
+        token_lists = [side.tokens(t) for t in lines]
+        side.vocab = Vocabulary.build(token_lists, config.min_count, config.max_vocab, specials)
+        lengths = np.array([len(t) for t in token_lists])
+        side.max_length = config.max_length or max(
+            1, math.ceil(np.percentile(lengths, config.length_percentile)))
+        logging.getLogger("seqkit").info(
+            "%s: %s tokenizer, vocabulary %s, max_length %d (%s of %s sentences cut)", name,
+            tokenizer, f"{len(side.vocab):,}", side.max_length,
+            f"{int((lengths > side.max_length).sum()):,}", f"{len(lines):,}")
+        return side
+
+    def to_json(self) -> dict:
+        return {"tokenizer": self.tokenizer, "lowercase": self.lowercase,
+                "normalize": self.normalize, "max_length": self.max_length,
+                "vocab": self.vocab.to_json(),
+                "sentencepiece": self.subwords.to_json() if self.subwords else None}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Side":
+        subwords = SentencePiece.from_json(data["sentencepiece"]) if data["sentencepiece"] \
+            else None
+        return cls(data["tokenizer"], data["lowercase"], data["normalize"],
+                   Vocabulary.from_json(data["vocab"]), data["max_length"], subwords)

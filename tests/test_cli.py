@@ -38,7 +38,15 @@ def test_usage_error_exits_2(cli):
     assert r.code == 2 and "Missing argument" in r.err
 
 
-def test_unbuilt_task_says_so(cli):
+def test_every_task_is_built(cli):
+    r = cli("tasks")
+    assert r.code == 0 and "not built yet" not in r.out
+
+
+def test_unbuilt_task_says_so(cli, monkeypatch):
+    from seqkit import cli as climod
+
+    monkeypatch.setitem(climod.TASKS, "caption", (None, "image captioning"))
     r = cli("caption", "train", "x")
     assert r.code == 1 and "not built yet" in r.err
 

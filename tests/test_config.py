@@ -79,7 +79,7 @@ def test_dumps_reads_back_and_checks_task(tmp_path):
         configlib.resolve(Demo, saved, task="other")
 
 
-@pytest.mark.parametrize("task", ["sentiment", "ner", "translation", "lm"])
+@pytest.mark.parametrize("task", ["sentiment", "ner", "translation", "caption", "lm"])
 def test_shipped_recipe_matches_config_defaults(task):
     import importlib
     from pathlib import Path

@@ -79,6 +79,31 @@ def _lm_predict(model_dir, inputs):
             for line, record in zip(inputs, model.score(inputs))]
 
 
+_caption_images = {}
+
+
+def _caption_train(data_dir, out_dir):
+    from test_caption import make_set, write_rows
+
+    from seqkit import config as configlib
+    from seqkit.tasks import caption
+
+    folder = data_dir / "caption"
+    table = write_rows(folder / "train.csv", make_set(folder, 12, seed=1))
+    _caption_images["dir"] = str(folder / "images")
+    cfg = configlib.resolve(caption.Config, None, {
+        "epochs": 1, "image_size": 16, "cnn_blocks": 2, "cnn_filters": 4, "units": 8,
+        "embedding_dim": 8, "attention": "luong", "seed": 3})
+    caption.train(caption.CaptionSource(str(table), _caption_images["dir"]), str(out_dir), cfg)
+
+
+def _caption_predict(model_dir, inputs):
+    from seqkit.tasks import caption
+
+    return caption.Predictor(str(model_dir), images_dir=_caption_images["dir"]).predict(
+        inputs, beam_size=2)
+
+
 CASES = [
     TaskCase("sentiment", _sentiment_train, _sentiment_predict,
              ["a lovely film", "", "awful acting 很差", "unseen words only"]),
@@ -86,6 +111,7 @@ CASES = [
              ["Mara Quell visited Port Edra .", "", "Zorblax works for Apex in 北京."]),
     TaskCase("translation", _translation_train, _translation_predict,
              ["I like tea.", "", "unseen words 未见", "books"]),
+    TaskCase("caption", _caption_train, _caption_predict, ["img1_0.png", "", "img1_3.png"]),
     TaskCase("lm", _lm_train, _lm_predict, ["the cat sleeps .", "", "unseen words only"]),
 ]
 

@@ -11,7 +11,7 @@ CELL_CHOICES = ["simple_rnn", "gru", "lstm"]
 TOKENIZER_CHOICES = ["auto", "char", "whitespace"]
 
 
-def _apply(options: list[Callable]) -> Callable:
+def apply_options(options: list[Callable]) -> Callable:
     def decorate(func):
         for option in reversed(options):
             func = option(func)
@@ -22,7 +22,7 @@ def _apply(options: list[Callable]) -> Callable:
 def train_options(func):
     """Options of every `train` command; each (but -o, --config, --set, --force, --resume)
     is a config key and left None when not given, so the recipe's value stands."""
-    return _apply([
+    return apply_options([
         click.option("--valid", "valid_path", type=click.Path(dir_okay=False),
                      help="Validation data (default: hold out part of the training data)."),
         click.option("-o", "--output", "out_dir", required=True, type=click.Path(),
@@ -52,7 +52,7 @@ def train_options(func):
 
 
 def table_options(func):
-    return _apply([
+    return apply_options([
         click.option("--text-column", help="Name of the text column."),
         click.option("--sep", help="Field separator (default: from the extension; 'tab' "
                      "for TSV)."),

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from seqkit.commands.common import _apply, echo_json, task_config, train_options
+from seqkit.commands.common import apply_options, echo_json, task_config, train_options
 
 COLUMN_OPTIONS = ("token_column", "tag_column", "encoding")
 SCHEME_CHOICES = ["auto", "iob1", "bio", "iob2", "bioes", "iobes", "bmes"]
 
 
 def column_options(func):
-    return _apply([
+    return apply_options([
         click.option("--token-column", type=int,
                      help="Column of the token, from 1 (default 1; -1 is the last)."),
         click.option("--tag-column", type=int,

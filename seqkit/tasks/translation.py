@@ -12,22 +12,21 @@ or sentencepiece subwords trained on the training data) and vocabulary.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import keras
 import numpy as np
 
-from seqkit import artifacts, config as configlib, decoding, io, metrics, text
-from seqkit.backbones import BackboneSpec, apply_backbone, rnn_layer
+from seqkit import artifacts, config as configlib, decoding, io, metrics, seq2seq, text
+from seqkit.backbones import BackboneSpec, apply_backbone
 from seqkit.errors import ConfigError
-from seqkit.subwords import SentencePiece
+from seqkit.text import Side
 from seqkit.training import Batches, TrainSpec, fit, make_optimizer, set_seed
 
 TASK = "translation"
-ATTENTIONS = ("bahdanau", "luong", "none")
-TOKENIZERS = (*text.TOKENIZERS, "sentencepiece")
+ATTENTIONS = seq2seq.ATTENTIONS
+TOKENIZERS = text.SIDE_TOKENIZERS
 BOS, EOS = "<s>", "</s>"
 log = logging.getLogger("seqkit")
 
@@ -79,63 +78,6 @@ class Config:
 
 
 # 2. Preprocessor ---------------------------------------------------------------------------
-class Side:
-    """One language's tokenizer, vocabulary and length limit."""
-
-    def __init__(self, tokenizer: str, lowercase: bool, normalize: bool, vocab: text.Vocabulary,
-                 max_length: int, subwords: SentencePiece | None = None):
-        self.tokenizer, self.lowercase, self.normalize = tokenizer, lowercase, normalize
-        self.vocab, self.max_length, self.subwords = vocab, max_length, subwords
-
-    def tokens(self, line: str) -> list[str]:
-        if self.normalize:
-            line = text.normalize(line)
-        if self.subwords is not None:
-            return self.subwords.encode(line.lower() if self.lowercase else line)
-        return text.tokenize(line, self.tokenizer, self.lowercase)
-
-    def encode(self, line: str) -> list[int]:
-        return self.vocab.encode(self.tokens(line))[: self.max_length]
-
-    def detokenize(self, ids: Sequence[int]) -> str:
-        tokens = self.vocab.decode(ids)
-        return self.subwords.decode(tokens) if self.subwords else text.detokenize(tokens)
-
-    @classmethod
-    def fit(cls, lines: Sequence[str], name: str, tokenizer: str, lowercase: bool,
-            normalize: bool, config: Config, specials: Sequence[str] = ()) -> "Side":
-        subwords = None
-        if tokenizer == "sentencepiece":
-            prepared = [text.normalize(t) if normalize else t for t in lines]
-            subwords = SentencePiece.train([t.lower() if lowercase else t for t in prepared],
-                                           config.vocab_size)
-        side = cls(tokenizer, lowercase, normalize, text.Vocabulary(["<pad>", "<unk>"]), 0,
-                   subwords)
-        token_lists = [side.tokens(t) for t in lines]
-        side.vocab = text.Vocabulary.build(token_lists, config.min_count, config.max_vocab,
-                                           specials)
-        lengths = np.array([len(t) for t in token_lists])
-        side.max_length = config.max_length or max(
-            1, math.ceil(np.percentile(lengths, config.length_percentile)))
-        log.info("%s: %s tokenizer, vocabulary %s, max_length %d (%s of %s sentences cut)",
-                 name, tokenizer, f"{len(side.vocab):,}", side.max_length,
-                 f"{int((lengths > side.max_length).sum()):,}", f"{len(lines):,}")
-        return side
-
-    def to_json(self) -> dict:
-        return {"tokenizer": self.tokenizer, "lowercase": self.lowercase,
-                "normalize": self.normalize, "max_length": self.max_length,
-                "vocab": self.vocab.to_json(),
-                "sentencepiece": self.subwords.to_json() if self.subwords else None}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "Side":
-        subwords = SentencePiece.from_json(data["sentencepiece"]) if data["sentencepiece"] \
-            else None
-        return cls(data["tokenizer"], data["lowercase"], data["normalize"],
-                   text.Vocabulary.from_json(data["vocab"]), data["max_length"], subwords)
-
-
 class Preprocessor:
     """Sentences <-> token ids for both sides. Pure Python; saved as JSON.
 
@@ -173,17 +115,6 @@ class Preprocessor:
 
 
 # 3. Model ----------------------------------------------------------------------------------
-@keras.saving.register_keras_serializable(package="seqkit")
-class PaddingMask(keras.layers.Layer):
-    """ids (batch, time) -> bool mask (batch, time), True where the id is not padding."""
-
-    def call(self, ids):
-        return keras.ops.not_equal(ids, 0)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-
 def _decoder_units(config: Config) -> int:
     return BackboneSpec.from_config(config).output_units
 
@@ -192,7 +123,7 @@ def build_encoder(config: Config, pre: Preprocessor) -> keras.Model:
     """source ids -> [encoder outputs, attention keys, source mask, *decoder start states]."""
     spec = BackboneSpec.from_config(config)
     source = keras.Input(shape=(None,), dtype="int32", name="source")  # (batch, src_time)
-    mask = PaddingMask(name="source_mask")(source)
+    mask = seq2seq.PaddingMask(name="source_mask")(source)
     x = keras.layers.Embedding(len(pre.source.vocab), config.embedding_dim, mask_zero=True,
                                name="source_embedding")(source)
     if config.dropout > 0:
@@ -211,46 +142,12 @@ def build_encoder(config: Config, pre: Preprocessor) -> keras.Model:
     return keras.Model(source, [outputs, keys, mask, *states], name="encoder")
 
 
-def decoder_layers(config: Config, pre: Preprocessor) -> dict[str, keras.layers.Layer]:
-    """The decoder's layers by name: built once, shared by training and the step model."""
-    spec = BackboneSpec.from_config(config)
-    units = _decoder_units(config)
-    layers = {
-        "target_embedding": keras.layers.Embedding(len(pre.target.vocab), config.embedding_dim,
-                                                   name="target_embedding"),
-        "decoder": rnn_layer(spec, units=units, return_sequences=True, return_state=True,
-                             name="decoder"),
-        "output_dropout": keras.layers.Dropout(config.dropout, name="output_dropout"),
-        "logits": keras.layers.Dense(len(pre.target.vocab), name="logits"),
-    }
-    if config.attention == "bahdanau":
-        layers["attention_query"] = keras.layers.Dense(config.attention_units,
-                                                       name="attention_query")
-        layers["attention"] = keras.layers.AdditiveAttention(name="attention")
-    elif config.attention == "luong":
-        layers["attention"] = keras.layers.Attention(name="attention")
-    if config.attention != "none":
-        layers["attention_combine"] = keras.layers.Dense(units, activation="tanh",
-                                                         name="attention_combine")
-    return layers
-
-
-def run_decoder(layers: dict, tokens, states: list, context: list):
-    """Teacher-forced decoder over `tokens` (batch, tgt_time) from `states`.
-
-    context is [encoder outputs, attention keys, source mask] (empty without attention).
-    Returns (logits (batch, tgt_time, vocab), final states).
-    """
-    x = layers["target_embedding"](tokens)  # (batch, tgt_time, dim)
-    y, *states = layers["decoder"](x, initial_state=states)  # (batch, tgt_time, units)
-    if context:
-        enc_outputs, keys, mask = context
-        query = layers["attention_query"](y) if "attention_query" in layers else y
-        # context vectors: (batch, tgt_time, enc_units); padded source steps get no weight
-        attended = layers["attention"]([query, enc_outputs, keys], mask=[None, mask])
-        y = layers["attention_combine"](keras.layers.concatenate([y, attended]))
-    y = layers["output_dropout"](y)
-    return layers["logits"](y), states
+def decoder_spec(config: Config, pre: Preprocessor) -> seq2seq.DecoderSpec:
+    return seq2seq.DecoderSpec(
+        cell=config.cell, units=_decoder_units(config), vocab_size=len(pre.target.vocab),
+        embedding_dim=config.embedding_dim, dropout=config.dropout,
+        recurrent_dropout=config.recurrent_dropout, attention=config.attention,
+        attention_units=config.attention_units)
 
 
 def build_model(config: Config, pre: Preprocessor) -> keras.Model:
@@ -260,7 +157,8 @@ def build_model(config: Config, pre: Preprocessor) -> keras.Model:
     target_in = keras.Input(shape=(None,), dtype="int32", name="target_in")
     encoded = encoder(source)
     context, states = _split_encoded(config, encoded)
-    logits, _ = run_decoder(decoder_layers(config, pre), target_in, states, context)
+    logits, _ = seq2seq.run_decoder(seq2seq.decoder_layers(decoder_spec(config, pre)), target_in,
+                                    states, context)
     return keras.Model({"source": source, "target_in": target_in}, logits, name="translation")
 
 
@@ -271,43 +169,8 @@ def _split_encoded(config: Config, encoded) -> tuple[list, list]:
     return encoded[:3], encoded[3:]
 
 
-def build_step_model(model: keras.Model, config: Config) -> keras.Model:
-    """One decoder step, from the trained model's named layers:
-    [token (batch, 1), *states, *context] -> [logits (batch, 1, vocab), *new states]."""
-    names = decoder_layers_names(config)
-    layers = {name: model.get_layer(name) for name in names}
-    units = _decoder_units(config)
-    count = BackboneSpec.from_config(config).state_count
-    token = keras.Input(shape=(1,), dtype="int32", name="token")
-    states = [keras.Input(shape=(units,), name=f"state_{i}") for i in range(count)]
-    context = []
-    if config.attention != "none":
-        encoder = model.get_layer("encoder")
-        enc_units = encoder.output[0].shape[-1]
-        key_units = encoder.output[1].shape[-1]
-        context = [keras.Input(shape=(None, enc_units), name="encoder_outputs"),
-                   keras.Input(shape=(None, key_units), name="attention_keys"),
-                   keras.Input(shape=(None,), dtype="bool", name="source_mask")]
-    logits, new_states = run_decoder(layers, token, states, context)
-    return keras.Model([token, *states, *context], [logits, *new_states], name="decoder_step")
-
-
-def decoder_layers_names(config: Config) -> list[str]:
-    names = ["target_embedding", "decoder", "output_dropout", "logits"]
-    if config.attention == "bahdanau":
-        names.append("attention_query")
-    if config.attention != "none":
-        names += ["attention", "attention_combine"]
-    return names
-
-
-def loss() -> keras.losses.Loss:
-    # id 0 is padding: it counts neither in the loss nor in its mean
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
-
-
 def compile_model(model: keras.Model, config: Config) -> None:
-    model.compile(optimizer=make_optimizer(TrainSpec.from_config(config)), loss=loss())
+    model.compile(optimizer=make_optimizer(TrainSpec.from_config(config)), loss=seq2seq.loss())
 
 
 # 4. Decode ---------------------------------------------------------------------------------
@@ -319,15 +182,15 @@ class Translator:
 
         self.config, self.pre = config, pre
         self.encoder = model.get_layer("encoder")
-        self.step_model = build_step_model(model, config)
-        self.state_count = BackboneSpec.from_config(config).state_count
+        spec = decoder_spec(config, pre)
+        memory_units = self.encoder.output[0].shape[-1] if config.attention != "none" else 0
+        vocab = pre.target.vocab
+        self.decoder = seq2seq.StepDecoder(
+            seq2seq.build_step_model(model, spec, memory_units), spec.state_count,
+            banned=[vocab.pad_id, vocab.unk_id, pre.bos_id])
+        self.step, self.banned = self.decoder.step, self.decoder.banned
         self._encode = tf.function(lambda x: self.encoder(x, training=False),
                                    reduce_retracing=True)
-        spec = [tf.TensorSpec(t.shape, t.dtype) for t in self.step_model.inputs]
-        self._step = tf.function(lambda *xs: self.step_model(list(xs), training=False),
-                                 input_signature=spec)
-        vocab = pre.target.vocab
-        self.banned = [vocab.pad_id, vocab.unk_id, pre.bos_id]
 
     def start(self, source_ids: Sequence[Sequence[int]]) -> list[np.ndarray]:
         """Decoder start states then context, one row per source (sources non-empty)."""
@@ -338,15 +201,6 @@ class Translator:
                                            else [encoded])]
         context, states = _split_encoded(self.config, encoded)
         return [*states, *context]
-
-    def step(self, tokens: np.ndarray, states: list) -> tuple[np.ndarray, list]:
-        n = self.state_count
-        out = self._step(tokens.reshape(-1, 1).astype(np.int32), *states)
-        logits = np.asarray(out[0])[:, 0, :].astype(np.float64)
-        logits[:, self.banned] = -np.inf
-        log_probs = logits - logits.max(axis=-1, keepdims=True)
-        log_probs -= np.log(np.exp(log_probs).sum(axis=-1, keepdims=True))
-        return log_probs, [np.asarray(s) for s in out[1:]] + states[n:]
 
     def max_length(self, given: int = 0) -> int:
         return given or self.config.max_output_length or 2 * self.pre.target.max_length
@@ -367,13 +221,9 @@ class Translator:
         return results
 
     def _search(self, ids, beam_size: int, n_best: int, limit: int):
-        states = self.start(ids)
-        rows, bos, eos = len(ids), self.pre.bos_id, self.pre.eos_id
-        if beam_size <= 1:
-            return [[h] for h in decoding.greedy(self.step, states, rows, bos, eos, limit)]
-        return decoding.beam_search(self.step, states, rows, bos, eos, limit,
-                                    beam_size=beam_size, alpha=self.config.length_alpha,
-                                    n_best=n_best)
+        return self.decoder.search(self.start(ids), len(ids), self.pre.bos_id,
+                                   self.pre.eos_id, limit, beam_size, n_best,
+                                   self.config.length_alpha)
 
 
 def decode(hypothesis: decoding.Hypothesis, pre: Preprocessor) -> dict:

@@ -1,0 +1,310 @@
+"""Caption: the caption table and image paths (safety, errors with lines), BLEU against
+several references, the frozen encoder's features computed once, and the CLI (predict
+streams in order, evaluate --json)."""
+
+import csv
+import json
+import os
+import select
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import one_error_line, run_subprocess
+from seqkit import images, metrics
+from seqkit.errors import DataError
+
+COLOURS = {"red": (220, 30, 30), "blue": (30, 30, 220)}
+TINY = ["--image-size", "16", "--set", "cnn_blocks=2", "--set", "cnn_filters=4", "--units",
+        "8", "--set", "embedding_dim=8", "--batch-size", "8", "--seed", "1"]
+
+
+def draw(path, colour, side, size=16):
+    """A grey image with a coloured square on the left or the right."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (size, size), (200, 200, 200))
+    x = 1 if side == "left" else size // 2 + 1
+    ImageDraw.Draw(image).rectangle((x, 4, x + size // 2 - 3, 11), fill=COLOURS[colour])
+    image.save(path)
+
+
+def write_rows(path, rows, header=("image", "caption")):
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def make_set(folder, count, seed=0, suffix=".png"):
+    """`count` images in folder/images and their rows: two captions each."""
+    rng = np.random.default_rng(seed)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(count):
+        colour, side = rng.choice(list(COLOURS)), rng.choice(["left", "right"])
+        name = f"img{seed}_{i}{suffix}"
+        draw(folder / "images" / name, colour, side)
+        rows += [(name, f"a {colour} square on the {side}"), (name, f"{colour} on the {side}")]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def cap_data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("caption")
+    write_rows(d / "train.csv", make_set(d, 16, seed=1))
+    write_rows(d / "valid.csv", make_set(d, 6, seed=2, suffix=".jpg"))
+    return d
+
+
+@pytest.fixture(scope="module")
+def cap_model(cap_data, tmp_path_factory):
+    from seqkit.cli import run
+
+    out = tmp_path_factory.mktemp("cap_models") / "cap"
+    code = run(["-q", "caption", "train", str(cap_data / "train.csv"), "--images",
+                str(cap_data / "images"), "--valid", str(cap_data / "valid.csv"), "-o", str(out),
+                "--epochs", "10", "--learning-rate", "0.02", "--patience", "10", *TINY])
+    assert code == 0
+    return out
+
+
+# The caption table and image paths ------------------------------------------------------------
+def test_captions_group_by_image_with_lines(tmp_path):
+    p = write_rows(tmp_path / "c.csv", [("a.png", "one"), ("b.png", "two"), ("", ""),
+                                        ("a.png", "  three  words ")])
+    data = images.read_captions(p)
+    assert data.names == ["a.png", "b.png"]
+    assert data.captions == [["one", "three words"], ["two"]]
+    assert data.lines == [[2, 5], [3]]
+
+
+@pytest.mark.parametrize("name, message", [
+    ("/etc/passwd", "is absolute"),
+    ("C:\\\\x.png", "is absolute"),
+    ("../secret.png", "leaves the --images folder"),
+    ("sub/../../secret.png", "leaves the --images folder"),
+])
+def test_paths_outside_the_folder_are_refused(tmp_path, name, message):
+    p = write_rows(tmp_path / "c.csv", [("ok.png", "fine"), (name, "bad")])
+    with pytest.raises(DataError, match=message) as err:
+        images.read_captions(p)
+    assert str(err.value).startswith(f"{p}:3: ")
+
+
+def test_a_link_out_of_the_folder_is_refused(tmp_path):
+    (tmp_path / "images").mkdir()
+    draw(tmp_path / "outside.png", "red", "left")
+    os.symlink(tmp_path / "outside.png", tmp_path / "images" / "link.png")
+    with pytest.raises(DataError, match="points outside") as err:
+        images.resolve_inside(tmp_path / "images", "link.png", "c.csv", 7)
+    assert str(err.value).startswith("c.csv:7: ")
+    os.symlink(tmp_path / "images" / "link.png", tmp_path / "images" / "again.png")
+    draw(tmp_path / "images" / "real.png", "red", "left")
+    os.symlink(tmp_path / "images" / "real.png", tmp_path / "images" / "alias.png")
+    assert images.resolve_inside(tmp_path / "images", "alias.png", "c.csv", 7) == \
+        (tmp_path / "images" / "real.png").resolve()
+    with pytest.raises(DataError, match="points outside"):
+        images.resolve_inside(tmp_path / "images", "again.png", "c.csv", 7)
+
+
+@pytest.mark.parametrize("rows, header, line, message", [
+    ([("a.png", "ok"), ("b.png", ""), ("c.png", "ok")], ("image", "caption"), 3,
+     "empty 'caption'"),
+    ([("a.png", "ok"), ("", "orphan caption")], ("image", "caption"), 3, "empty 'image'"),
+    ([("a.png", "ok")], ("picture", "caption"), 1, "cannot find the image column"),
+])
+def test_table_errors_name_the_line(tmp_path, rows, header, line, message):
+    p = write_rows(tmp_path / "c.csv", rows, header)
+    with pytest.raises(DataError, match=message) as err:
+        images.read_captions(p)
+    assert str(err.value).startswith(f"{p}:{line}: ")
+
+
+def test_missing_and_corrupt_images(tmp_path, caplog):
+    import logging
+
+    rows = make_set(tmp_path, 3)
+    (tmp_path / "images" / "broken.png").write_bytes(b"\x89PNG not really")
+    rows += [("gone.png", "a red square on the left"), ("broken.png", "a blue square")]
+    p = write_rows(tmp_path / "c.csv", rows)
+    data = images.read_captions(p)
+    with pytest.raises(DataError, match="'gone.png'.*no such file") as err:
+        images.load_captioned(data, tmp_path / "images", 16, skip_bad=False)
+    assert str(err.value).startswith(f"{p}:8: ")
+    (tmp_path / "images" / "gone.png").write_bytes(b"")
+    with pytest.raises(DataError, match="'gone.png'.*cannot decode") as err:
+        images.load_captioned(data, tmp_path / "images", 16, skip_bad=False)
+    logger = logging.getLogger("seqkit")
+    logger.addHandler(caplog.handler)
+    try:
+        array, kept = images.load_captioned(data, tmp_path / "images", 16, skip_bad=True)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert array.shape == (3, 16, 16, 3) and array.dtype == np.uint8
+    assert kept.names == data.names[:3] and kept.rows == 6
+    assert "skipped 2 bad images" in caplog.text
+
+
+def test_bad_image_through_the_cli_is_one_error_line(cap_data, tmp_path, cli):
+    p = write_rows(tmp_path / "c.csv", [("img1_0.png", "a red square"), ("nope.png", "x")])
+    r = cli("caption", "train", p, "--images", cap_data / "images", "-o", tmp_path / "m")
+    line = one_error_line(r)
+    assert line.startswith(f"seqkit: error: {p}:3: ") and "nope.png" in line
+    p = write_rows(tmp_path / "d.csv", [("/abs/x.png", "a red square")])
+    line = one_error_line(cli("caption", "train", p, "--images", cap_data / "images", "-o",
+                              tmp_path / "m"))
+    assert line.startswith(f"seqkit: error: {p}:2: ") and "absolute" in line
+    assert not (tmp_path / "m").exists() and not (tmp_path / "m.partial").exists()
+
+
+# BLEU ------------------------------------------------------------------------------------------
+def test_bleu_uses_every_reference_of_an_image():
+    # By hand: the hypothesis' 1-, 2- and 3-grams all occur in one reference or the other
+    # ("left" only in the second), 2 of its 3 4-grams occur in the first; lengths 6 vs 6
+    # and 7, so no brevity penalty: BLEU-4 = (1 * 1 * 1 * 2/3) ** (1/4) = 0.9036.
+    hyp = ["a red circle on the left"]
+    refs = [["a red circle on the right", "the red circle is on the left"]]
+    both = metrics.caption_bleu(hyp, refs)
+    assert [both[f"bleu{n}"] for n in range(1, 5)] == [100.0, 100.0, 100.0, 90.36]
+    # with the first reference only, "left" matches nothing: BLEU-1 = 5/6
+    first = metrics.caption_bleu(hyp, [refs[0][:1]])
+    assert first["bleu1"] == 83.33
+    # images may have different numbers of references
+    mixed = metrics.caption_bleu(hyp * 2, [refs[0], refs[0][:1]])
+    assert both["bleu1"] > mixed["bleu1"] > first["bleu1"]
+
+
+def test_bleu_of_a_hand_checked_corpus():
+    # unigrams 5/6 ("sat" unmatched), bigrams 3/5, trigrams 1/4; no brevity penalty:
+    # BLEU-2 = sqrt(5/6 * 3/5) = 0.7071, BLEU-3 = (5/6 * 3/5 * 1/4) ** (1/3) = 0.5
+    scores = metrics.caption_bleu(["the cat sat on the mat"],
+                                  [["the cat is on the mat", "there is a cat on the mat"]])
+    assert (scores["bleu1"], scores["bleu2"], scores["bleu3"]) == (83.33, 70.71, 50.0)
+
+
+# Training: the frozen encoder's features ------------------------------------------------------
+def test_frozen_encoder_features_are_computed_once(cap_data, tmp_path, monkeypatch):
+    """A frozen backbone encodes each image once; the decoder then trains on the cached
+    features for every epoch, and the saved model captions images."""
+    from seqkit import config as configlib
+    from seqkit.tasks import caption
+
+    calls, fitted = [], {}
+    encode, fit = caption.encode_images, caption.fit
+
+    def counting_encode(encoder, inputs, batch_size=64):
+        calls.append(len(inputs))
+        return encode(encoder, inputs, batch_size)
+
+    def spying_fit(model, train, *args, **kwargs):
+        fitted["inputs"] = sorted(model.input)
+        fitted["layers"] = {layer.name for layer in model.layers}
+        return fit(model, train, *args, **kwargs)
+
+    monkeypatch.setattr(caption, "encode_images", counting_encode)
+    monkeypatch.setattr(caption, "fit", spying_fit)
+    cfg = configlib.resolve(caption.Config, None, {
+        "encoder": "mobilenet_v2", "image_size": 32, "epochs": 3, "units": 8,
+        "embedding_dim": 8, "batch_size": 8, "patience": 5, "seed": 1})
+    assert cfg.frozen
+    source = caption.CaptionSource(str(cap_data / "train.csv"), str(cap_data / "images"))
+    result = caption.train(source, str(tmp_path / "m"), cfg,
+                           valid=caption.CaptionSource(str(cap_data / "valid.csv"),
+                                                       str(cap_data / "images")))
+    assert result["training"]["epochs"] == 3
+    assert calls == [16, 6]  # each image once (train, then valid), not once per epoch
+    assert fitted["inputs"] == ["features", "tokens"] and "encoder" not in fitted["layers"]
+    records = caption.Predictor(str(tmp_path / "m")).predict(
+        [str(cap_data / "images" / "img1_0.png")], beam_size=1)
+    assert records[0]["caption"] and records[0]["score"] < 0
+
+
+def test_features_file_in_place_of_images(cap_data, tmp_path, cli):
+    names = [f"img1_{i}.png" for i in range(16)]
+    np.save(tmp_path / "feats.npy", np.random.default_rng(0).normal(size=(16, 3, 5)))
+    (tmp_path / "feats.txt").write_text("\n".join(names) + "\n")
+    r = cli("-q", "caption", "train", cap_data / "train.csv", "--features",
+            tmp_path / "feats.npy", "-o", tmp_path / "m", "--epochs", "1", *TINY)
+    assert r.code == 0, r.err
+    r = cli("caption", "predict", tmp_path / "m", "img1_3.png", "img1_0.png", "--features",
+            tmp_path / "feats.npy")
+    assert r.code == 0, r.err
+    assert [line.split("\t")[0] for line in r.out.splitlines()] == ["img1_3.png", "img1_0.png"]
+    r = cli("caption", "predict", tmp_path / "m", "unknown.png", "--features",
+            tmp_path / "feats.npy")
+    assert "unknown.png" in one_error_line(r)
+
+
+# The CLI ------------------------------------------------------------------------------------------
+def test_predict_keeps_order_and_format(cap_model, cap_data, cli):
+    paths = [str(cap_data / "images" / f"img2_{i}.jpg") for i in (3, 0, 5)]
+    r = cli("caption", "predict", cap_model, *paths, "--batch-size", "2")
+    assert r.code == 0, r.err
+    rows = [line.split("\t") for line in r.out.splitlines()]
+    assert [row[0] for row in rows] == paths and all(len(row) == 2 and row[1] for row in rows)
+    r = cli("caption", "predict", cap_model, *paths, "--format", "jsonl", "--beam-size", "1")
+    records = [json.loads(line) for line in r.out.splitlines()]
+    assert [rec["image"] for rec in records] == paths
+    assert all(set(rec) == {"image", "caption", "score"} and rec["score"] < 0
+               for rec in records)
+
+
+def test_predict_streams_stdin(cap_model, cap_data):
+    """With --batch-size 1 each caption is written before the next path is read."""
+    proc = subprocess.Popen([sys.executable, "-m", "seqkit", "caption", "predict",
+                             str(cap_model), "--batch-size", "1", "--images",
+                             str(cap_data / "images")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        out = []
+        for name in ["img2_1.jpg", "", "img2_4.jpg"]:
+            proc.stdin.write(f"{name}\n".encode())
+            proc.stdin.flush()
+            ready, _, _ = select.select([proc.stdout], [], [], 120)
+            assert ready, "no output before the input was closed"
+            out.append(proc.stdout.readline().decode().rstrip("\n"))
+        proc.stdin.close()
+        assert proc.wait(60) == 0
+    finally:
+        proc.kill()
+    assert [line.split("\t")[0] for line in out] == ["img2_1.jpg", "", "img2_4.jpg"]
+    assert out[1] == "\t" and out[0].split("\t")[1]
+
+
+def test_predict_refuses_paths_out_of_images(cap_model, cap_data, cli):
+    r = cli("caption", "predict", cap_model, "../train.csv", "--images", cap_data / "images")
+    assert "leaves the --images folder" in one_error_line(r)
+
+
+def test_evaluate_json(cap_model, cap_data):
+    proc = run_subprocess("caption", "evaluate", str(cap_model), str(cap_data / "valid.csv"),
+                          "--images", str(cap_data / "images"), "--json", "--beam-size", "2")
+    assert proc.returncode == 0, proc.stderr.decode()
+    lines = proc.stdout.decode().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert {"bleu1", "bleu2", "bleu3", "bleu4"} <= set(result)
+    assert all(0 <= result[f"bleu{n}"] <= 100 for n in range(1, 5))
+    assert result["images"] == 6 and result["references"] == 12 and result["beam_size"] == 2
+    assert "nrefs:2" in result["bleu_signature"]
+
+
+@pytest.mark.parametrize("options, attention", [
+    ([], "none"), (["--attention"], "luong"), (["--attention", "bahdanau"], "bahdanau")])
+def test_attention_option_alone_means_luong(cap_data, tmp_path, cli, monkeypatch, options,
+                                            attention):
+    from seqkit.tasks import caption
+
+    seen = {}
+    monkeypatch.setattr(caption, "train", lambda data, out, config, **kw: seen.update(
+        config=config, data=data))
+    r = cli("caption", "train", cap_data / "train.csv", "--images", cap_data / "images", "-o",
+            tmp_path / "m", *options)
+    assert r.code == 0, r.err
+    assert seen["config"].attention == attention and seen["config"].encoder == "cnn"
+    assert seen["data"].images_dir == str(cap_data / "images")
