@@ -63,6 +63,21 @@ class ImageScaling(keras.layers.Layer):
         return {**super().get_config(), "mode": self.mode}
 
 
+@keras.saving.register_keras_serializable(package="seqkit")
+class RowGather(keras.layers.Layer):
+    """[values (rows, ...), index (picks,)] -> values[index] (picks, ...): the feature map
+    of each caption's image, when a batch carries each image once and its captions
+    several times."""
+
+    def call(self, inputs):
+        values, index = inputs
+        return ops.take(values, ops.cast(index, "int32"), axis=0)
+
+    def compute_output_shape(self, input_shape):
+        values, index = input_shape
+        return (index[0], *values[1:])
+
+
 def build_encoder(config, feature_shape: Sequence[int] | None = None) -> keras.Model:
     """The encoder named by config.encoder, as a model named "encoder":
     image (batch, size, size, 3) -> feature map (batch, positions, channels).

@@ -115,6 +115,20 @@ def decode_image(file: str | Path, size: int) -> np.ndarray:
         return np.asarray(image, dtype=np.uint8)
 
 
+def shift(images: np.ndarray, pixels: int, rng: np.random.Generator) -> np.ndarray:
+    """Each image (n, h, w, channels) moved by up to `pixels` across and down (each amount
+    uniform and independent; the edges are repeated into the gap): an augmentation that
+    keeps what is on the left on the left, so captions that name positions stay true."""
+    if pixels <= 0 or not len(images):
+        return images
+    n, height, width = images.shape[:3]
+    padded = np.pad(images, ((0, 0), (pixels, pixels), (pixels, pixels), (0, 0)), mode="edge")
+    down, across = rng.integers(0, 2 * pixels + 1, size=(2, n))
+    rows = (down[:, None] + np.arange(height))[:, :, None]  # (n, h, 1)
+    cols = (across[:, None] + np.arange(width))[:, None, :]  # (n, 1, w)
+    return padded[np.arange(n)[:, None, None], rows, cols]
+
+
 def image_error(file: Path, exc: Exception, name: str, path: str | None, line: int | None
                 ) -> DataError:
     reason = "no such file" if isinstance(exc, FileNotFoundError) else \

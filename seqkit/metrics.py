@@ -139,7 +139,10 @@ def caption_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]],
     for n in range(1, 5):
         # force: references may be pre-tokenised ("a dog ."); 13a splits "dog." the same way
         bleu = BLEU(max_ngram_order=n, lowercase=lowercase, force=True)
-        result[f"bleu{n}"] = round(bleu.corpus_score(list(hypotheses), streams).score, 2)
+        scored = bleu.corpus_score(list(hypotheses), streams)
+        result[f"bleu{n}"] = round(scored.score, 2)
+    # hypothesis tokens over the closest reference lengths: below 1 costs the brevity penalty
+    result["length_ratio"] = round(scored.sys_len / max(scored.ref_len, 1), 3)
     result["bleu_signature"] = str(bleu.get_signature())
     result["images"] = len(hypotheses)
     result["references"] = sum(len(r) for r in references)

@@ -140,9 +140,14 @@ class Batches:
         return int(self.lengths.sum())
 
     def batch_indices(self, epoch: int) -> list[np.ndarray]:
-        n, size = len(self.lengths), self.batch_size
+        return self._bucket(self.lengths, self.batch_size, epoch)
+
+    def _bucket(self, lengths: np.ndarray, size: int, epoch: int) -> list[np.ndarray]:
+        """Indices into `lengths` in chunks of `size`: sorted by length (no shuffle), or
+        shuffled, sorted within windows of WINDOW chunks, and the chunks shuffled."""
+        n = len(lengths)
         if not self.shuffle:
-            order = np.argsort(self.lengths, kind="stable")
+            order = np.argsort(lengths, kind="stable")
             return [order[i:i + size] for i in range(0, n, size)]
         rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(n)
@@ -150,7 +155,7 @@ class Batches:
         batches = []
         for start in range(0, n, window):
             chunk = order[start:start + window]
-            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
             batches += [chunk[i:i + size] for i in range(0, len(chunk), size)]
         rng.shuffle(batches)
         return batches
@@ -176,6 +181,34 @@ class Batches:
             lambda a: tf.TensorSpec(shape=(None,) * a.ndim, dtype=tf.as_dtype(a.dtype)), sample)
         ds = tf.data.Dataset.from_generator(self._generate, output_signature=signature)
         return ds.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
+
+
+class GroupedBatches(Batches):
+    """Batches in which the examples of one group (the captions of one image) always come
+    together, so that work done per group (encoding the image) is done once per batch.
+
+    Each batch holds whole groups, about batch_size examples in all: batch_size divided by
+    the mean group size, rounded, groups per batch (at least one), so the batch count is the
+    same every epoch. Groups are bucketed by their longest example, as Batches buckets
+    examples; `batch_indices` gives the examples of each batch, group by group.
+    """
+
+    def __init__(self, columns: dict[str, Sequence], lengths: Sequence[int],
+                 groups: Sequence[int], batch_size: int, structure: Callable[[dict], tuple],
+                 shuffle: bool = True, seed: int = 0):
+        super().__init__(columns, lengths, batch_size, structure, shuffle, seed)
+        groups = np.asarray(groups)
+        order = np.argsort(groups, kind="stable")
+        self.members = np.split(order, np.flatnonzero(np.diff(groups[order])) + 1)
+        self.group_lengths = np.array([self.lengths[m].max() for m in self.members])
+        self.groups_per_batch = max(1, round(batch_size * len(self.members) / len(order)))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.members) / self.groups_per_batch)
+
+    def batch_indices(self, epoch: int) -> list[np.ndarray]:
+        return [np.concatenate([self.members[g] for g in chunk])
+                for chunk in self._bucket(self.group_lengths, self.groups_per_batch, epoch)]
 
 
 class Windows:

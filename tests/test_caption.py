@@ -186,6 +186,75 @@ def test_bleu_of_a_hand_checked_corpus():
     assert (scores["bleu1"], scores["bleu2"], scores["bleu3"]) == (83.33, 70.71, 50.0)
 
 
+# Training: each image once per batch -------------------------------------------------------------
+def _tiny_config(**changes):
+    from seqkit import config as configlib
+    from seqkit.tasks import caption
+
+    return configlib.resolve(caption.Config, None, {
+        "image_size": 16, "cnn_blocks": 2, "cnn_filters": 4, "units": 8, "embedding_dim": 8,
+        "batch_size": 8, "seed": 1, **changes})
+
+
+def test_batches_carry_each_image_once_with_all_its_captions(cap_data):
+    from seqkit.tasks import caption
+
+    config = _tiny_config(batch_size=4)
+    array, data = caption.CaptionSource(str(cap_data / "train.csv"),
+                                        str(cap_data / "images")).load(16)
+    pre = caption.Preprocessor.fit([c for cs in data.captions for c in cs], config)
+    for shuffle in (True, False):
+        batches = caption._batches(pre, array, data, config, shuffle, "image")
+        # two captions per image: 4 captions a batch are 2 images
+        assert batches.groups_per_batch == 2 and len(batches) == 8
+        for epoch in range(2):
+            seen = []
+            for idx in batches.batch_indices(epoch):
+                images_of = [batches.columns["image"][i] for i in idx]
+                inputs, targets = batches.structure(batches.make_batch(idx))
+                assert len(inputs["image"]) == len(set(images_of)) == 2  # each image once
+                assert len(inputs["image_index"]) == len(targets) == 4  # with both captions
+                rows = inputs["image"][inputs["image_index"]]
+                if not shuffle:  # no augmentation: each caption gets its own image back
+                    assert np.array_equal(rows, array[images_of])
+                seen += images_of
+            assert sorted(seen) == sorted(batches.columns["image"])  # every caption once
+
+
+def test_grouped_batch_gives_the_loss_of_one_image_per_caption(cap_data):
+    """Encoding each image once and gathering its map per caption is the same model as
+    feeding every caption its own copy of the image."""
+    from seqkit.tasks import caption
+
+    config = _tiny_config()
+    array, data = caption.CaptionSource(str(cap_data / "train.csv"),
+                                        str(cap_data / "images")).load(16)
+    pre = caption.Preprocessor.fit([c for cs in data.captions for c in cs], config)
+    model = caption.build_model(config, pre)
+    batches = caption._batches(pre, array, data, config, False, "image")
+    inputs, targets = batches.structure(batches.make_batch(batches.batch_indices(0)[0]))
+    assert len(inputs["image"]) < len(targets)
+    copies = {"image": inputs["image"][inputs["image_index"]],
+              "image_index": np.arange(len(targets), dtype=np.int32),
+              "tokens": inputs["tokens"]}
+    loss = caption.seq2seq.loss()
+    grouped, each = model(inputs, training=False), model(copies, training=False)
+    np.testing.assert_allclose(np.asarray(grouped), np.asarray(each), rtol=1e-5, atol=1e-5)
+    assert float(loss(targets, grouped)) == pytest.approx(float(loss(targets, each)), rel=1e-6)
+
+
+def test_shift_moves_images_by_at_most_the_given_pixels():
+    image = np.zeros((1, 12, 12, 3), np.uint8)
+    image[0, 6, 6] = 255  # one bright pixel in a dark image
+    rng = np.random.default_rng(0)
+    moved = images.shift(np.repeat(image, 50, axis=0), 2, rng)
+    assert moved.shape == (50, 12, 12, 3) and moved.dtype == np.uint8
+    spots = [tuple(np.argwhere(m[..., 0] == 255)[0]) for m in moved]
+    assert all(abs(y - 6) <= 2 and abs(x - 6) <= 2 for y, x in spots)
+    assert len(set(spots)) > 10  # a different amount per image
+    assert images.shift(image, 0, rng) is image
+
+
 # Training: the frozen encoder's features ------------------------------------------------------
 def test_frozen_encoder_features_are_computed_once(cap_data, tmp_path, monkeypatch):
     """A frozen backbone encodes each image once; the decoder then trains on the cached
@@ -217,7 +286,8 @@ def test_frozen_encoder_features_are_computed_once(cap_data, tmp_path, monkeypat
                                                        str(cap_data / "images")))
     assert result["training"]["epochs"] == 3
     assert calls == [16, 6]  # each image once (train, then valid), not once per epoch
-    assert fitted["inputs"] == ["features", "tokens"] and "encoder" not in fitted["layers"]
+    assert fitted["inputs"] == ["features", "image_index", "tokens"]
+    assert "encoder" not in fitted["layers"]
     records = caption.Predictor(str(tmp_path / "m")).predict(
         [str(cap_data / "images" / "img1_0.png")], beam_size=1)
     assert records[0]["caption"] and records[0]["score"] < 0

@@ -110,7 +110,7 @@ def evaluate_command(model_dir, data_path, beam_size, max_length, batch_size, as
         click.echo(f"BLEU-{n}  {result[f'bleu{n}']:.2f}")
     click.echo(f"        {result['bleu_signature']}")
     click.echo(f"images {result['images']}, references {result['references']}, "
-               f"beam size {result['beam_size']}")
+               f"beam size {result['beam_size']}, length ratio {result['length_ratio']}")
 
 
 @group.command("predict")

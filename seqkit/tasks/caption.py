@@ -23,10 +23,10 @@ import numpy as np
 
 from seqkit import artifacts, config as configlib, decoding, images, io, metrics, seq2seq, \
     text
-from seqkit.encoders import APPLICATIONS, ENCODERS, build_encoder
+from seqkit.encoders import APPLICATIONS, ENCODERS, RowGather, build_encoder
 from seqkit.errors import ConfigError, DataError
 from seqkit.images import CaptionSource
-from seqkit.training import Batches, TrainSpec, fit, make_optimizer, set_seed
+from seqkit.training import GroupedBatches, TrainSpec, fit, make_optimizer, set_seed
 
 TASK = "caption"
 BOS, EOS = "<s>", "</s>"
@@ -43,6 +43,7 @@ class Config:
     cnn_filters: int = 16  # cnn: filters of the first block, doubled per block
     cnn_blocks: int = 4  # cnn: conv-norm-relu-pool blocks (64 px -> a 4x4 map)
     pooling: str = "flatten"  # map -> start state: flatten (keeps where things are) | mean
+    augment_shift: float = 0.0625  # training: move images by up to this fraction of a side
     tokenizer: str = "auto"
     vocab_size: int = 8000  # sentencepiece pieces
     lowercase: bool = True  # captions are learned and scored in lower case
@@ -62,7 +63,9 @@ class Config:
     batch_size: int = 64
     learning_rate: float = 0.002
     clipnorm: float = 1.0
-    patience: int = 3
+    patience: int = 4
+    lr_decay: float = 0.5  # halve the learning rate after an epoch with no better val_loss
+    lr_decay_after: int = 0  # N > 0: decay every epoch after the Nth instead
     seed: int = 42
     max_minutes: float = 0.0
     beam_size: int = 1  # evaluate and predict: greedy; beams shorten captions (see README)
@@ -80,6 +83,7 @@ class Config:
         configlib.check_range("dropout", self.dropout, 0.0, 0.95)
         configlib.check_range("recurrent_dropout", self.recurrent_dropout, 0.0, 0.95)
         configlib.check_range("image_size", self.image_size, 16, 1024)
+        configlib.check_range("augment_shift", self.augment_shift, 0.0, 0.25)
         if min(self.units, self.embedding_dim, self.attention_units, self.beam_size,
                self.cnn_filters, self.cnn_blocks) < 1 or min(self.max_length,
                                                              self.max_output_length) < 0:
@@ -176,12 +180,22 @@ def _start(features, spec: seq2seq.DecoderSpec, pooling: str, dropout: float = 0
     return states, [features, keys]  # (batch, positions, channels), (batch, positions, keys)
 
 
-def assemble(encoder: keras.Model, captioner: keras.Model) -> keras.Model:
-    """{image, tokens} -> logits: the encoder and the captioner as one model."""
-    image = keras.Input(shape=encoder.input.shape[1:], name="image")
+def assemble(encoder: keras.Model | None, captioner: keras.Model,
+             map_shape: Sequence[int] = ()) -> keras.Model:
+    """{image (images, size, size, 3), image_index (captions,), tokens (captions, time)}
+    -> logits (captions, time, vocab): each image of a batch is encoded once and its map
+    goes to each of its captions (image_index: the row of each caption's image). Without
+    an encoder the input is the map itself, "features" (images, *map_shape)."""
+    name = "image" if encoder is not None else "features"
+    image = keras.Input(shape=encoder.input.shape[1:] if encoder is not None
+                        else tuple(map_shape), name=name)
+    index = keras.Input(shape=(), dtype="int32", name="image_index")
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
-    logits = captioner({"features": encoder(image), "tokens": tokens})
-    return keras.Model({"image": image, "tokens": tokens}, logits, name="caption")
+    features = encoder(image) if encoder is not None else image  # (images, positions, ch)
+    features = RowGather(name="image_rows")([features, index])  # (captions, positions, ch)
+    logits = captioner({"features": features, "tokens": tokens})
+    return keras.Model({name: image, "image_index": index, "tokens": tokens}, logits,
+                       name="caption")
 
 
 def build_model(config: Config, pre: Preprocessor) -> keras.Model:
@@ -254,8 +268,9 @@ def split_holdout(array: np.ndarray, data: images.Captions, fraction: float, see
 
 
 def _batches(pre: Preprocessor, inputs: np.ndarray, data: images.Captions, config: Config,
-             shuffle: bool, input_name: str) -> Batches:
-    """One example per caption; the image (or its features) is looked up per batch."""
+             shuffle: bool, input_name: str) -> GroupedBatches:
+    """One example per caption, an image's captions in one batch; each batch carries each
+    of its images (or their features) once, moved a little when training on images."""
     index, tokens_in, tokens_out = [], [], []
     for i, captions in enumerate(data.captions):
         for caption in captions:
@@ -263,11 +278,19 @@ def _batches(pre: Preprocessor, inputs: np.ndarray, data: images.Captions, confi
             index.append(i)
             tokens_in.append(x)
             tokens_out.append(y)
-    return Batches({"image": index, "tokens_in": tokens_in, "tokens_out": tokens_out},
-                   [len(t) for t in tokens_in], config.batch_size,
-                   lambda b: ({input_name: inputs[b["image"]].astype(np.float32),
-                               "tokens": b["tokens_in"]}, b["tokens_out"]),
-                   shuffle=shuffle, seed=config.seed)
+    pixels = round(config.augment_shift * config.image_size) \
+        if shuffle and input_name == "image" else 0
+    rng = np.random.default_rng([config.seed, 1])
+
+    def structure(b: dict) -> tuple:
+        rows, inverse = np.unique(b["image"], return_inverse=True)
+        batch = images.shift(inputs[rows], pixels, rng).astype(np.float32)
+        return ({input_name: batch, "image_index": inverse.astype(np.int32),
+                 "tokens": b["tokens_in"]}, b["tokens_out"])
+
+    return GroupedBatches({"image": index, "tokens_in": tokens_in, "tokens_out": tokens_out},
+                          [len(t) for t in tokens_in], index, config.batch_size, structure,
+                          shuffle=shuffle, seed=config.seed)
 
 
 def encode_images(encoder: keras.Model, inputs: np.ndarray, batch_size: int = 64
@@ -306,7 +329,8 @@ def train(data: CaptionSource, out_dir: str, config: Config, *,
     if config.frozen:  # the decoder trains on the encoder's features, computed once
         inputs, valid_inputs = encode_images(encoder, inputs), encode_images(encoder,
                                                                              valid_set[0])
-        model, name = captioner, "features"
+        model = assemble(None, captioner, encoder.output.shape[1:])
+        name = "features"
     else:
         valid_inputs, model, name = valid_set[0], assemble(encoder, captioner), "image"
     compile_model(model, config)
@@ -315,7 +339,7 @@ def train(data: CaptionSource, out_dir: str, config: Config, *,
                          TrainSpec.from_config(config), work, monitor="val_loss", mode="min",
                          resume=resume)
     if config.frozen:
-        model = assemble(encoder, model)
+        model = assemble(encoder, model.get_layer("captioner"))
     scores = score(Captioner(model, config, pre), valid_set[0], valid_set[1], beam_size=1)
     log.info("validation BLEU-1 %.2f, BLEU-4 %.2f (greedy)", scores["bleu1"], scores["bleu4"])
     result = {"validation": scores, "training": summary}
