@@ -92,6 +92,7 @@ def run(name: str, paths: dict[str, Path], images_dir: Path, args, out: Path) ->
         scores = caption.evaluate(str(model_dir), test, beam_size=beam)
         tag = "greedy" if beam == 1 else f"beam{beam}"
         row.update({f"{tag}_bleu{n}": scores[f"bleu{n}"] for n in range(1, 5)})
+        row[f"{tag}_length_ratio"] = scores["length_ratio"]
     row["signature"] = scores["bleu_signature"]
     predictor = caption.Predictor(str(model_dir), images_dir=str(images_dir))
     names = caption.images.read_captions(paths["test"]).names[:5]
@@ -121,20 +122,24 @@ def main() -> None:
             baseline = most_frequent_baseline(paths["train"], paths["test"])
             print(json.dumps({"flickr_baseline": baseline}), flush=True)
             rows.append(run("flickr", paths, FLICKR / "images", args, out))
-            rows[-1]["baseline"] = {f"bleu{n}": baseline[f"bleu{n}"] for n in range(1, 5)}
+            rows[-1]["baseline"] = {k: baseline[k] for k in (
+                "bleu1", "bleu2", "bleu3", "bleu4", "length_ratio")}
             print(json.dumps(rows[-1]), flush=True)
     print()
-    print(f"{'dataset':<10}{'epochs':>7}{'minutes':>8}   greedy BLEU-1/2/3/4        "
-          f"beam BLEU-1/2/3/4")
+    print(f"{'dataset':<10}{'epochs':>7}{'minutes':>8}   greedy BLEU-1/2/3/4  length    "
+          f"beam BLEU-1/2/3/4  length")
     for r in rows:
         beam = next((k[:-6] for k in r if k.endswith("_bleu1") and k != "greedy_bleu1"),
                     "greedy")
         print(f"{r['dataset']:<10}{r['epochs']:>7}{r['train_minutes']:>8}   " +
-              " ".join(f"{r[f'greedy_bleu{n}']:5.1f}" for n in range(1, 5)) + "    " +
-              " ".join(f"{r[f'{beam}_bleu{n}']:5.1f}" for n in range(1, 5)))
+              " ".join(f"{r[f'greedy_bleu{n}']:5.1f}" for n in range(1, 5)) +
+              f"  {r['greedy_length_ratio']:5.2f}    " +
+              " ".join(f"{r[f'{beam}_bleu{n}']:5.1f}" for n in range(1, 5)) +
+              f"  {r[f'{beam}_length_ratio']:5.2f}")
         if "baseline" in r:
             print(f"{'baseline':<25}   " +
-                  " ".join(f"{r['baseline'][f'bleu{n}']:5.1f}" for n in range(1, 5)))
+                  " ".join(f"{r['baseline'][f'bleu{n}']:5.1f}" for n in range(1, 5)) +
+                  f"  {r['baseline']['length_ratio']:5.2f}")
 
 
 if __name__ == "__main__":
