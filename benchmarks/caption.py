@@ -95,8 +95,11 @@ def run(name: str, paths: dict[str, Path], images_dir: Path, args, out: Path) ->
         row[f"{tag}_length_ratio"] = scores["length_ratio"]
     row["signature"] = scores["bleu_signature"]
     predictor = caption.Predictor(str(model_dir), images_dir=str(images_dir))
-    names = caption.images.read_captions(paths["test"]).names[:5]
-    row["examples"] = {n: r["caption"] for n, r in zip(names, predictor.predict(names))}
+    names = caption.images.read_captions(paths["test"]).names
+    records = predictor.predict(names)
+    # a model that ignores the image says one thing for every image
+    row["distinct_captions"] = f"{len({r['caption'] for r in records})} of {len(names)}"
+    row["examples"] = {r["image"]: r["caption"] for r in records[:5]}
     return row
 
 

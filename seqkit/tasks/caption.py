@@ -43,7 +43,7 @@ class Config:
     cnn_filters: int = 16  # cnn: filters of the first block, doubled per block
     cnn_blocks: int = 4  # cnn: conv-norm-relu-pool blocks (64 px -> a 4x4 map)
     pooling: str = "flatten"  # map -> start state: flatten (keeps where things are) | mean
-    augment_shift: float = 0.0625  # training: move images by up to this fraction of a side
+    augment_shift: float = 0.0  # training: move images by up to this fraction of a side
     tokenizer: str = "auto"
     vocab_size: int = 8000  # sentencepiece pieces
     lowercase: bool = True  # captions are learned and scored in lower case
