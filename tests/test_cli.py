@@ -186,3 +186,10 @@ def test_ctrl_c_exits_130_and_keeps_a_resumable_checkpoint(data_dir, tmp_path):
     err = err.decode()
     assert "--resume" in err and "Traceback" not in err and err.rstrip().endswith("interrupted")
     assert state.exists() and not out.exists()
+
+
+def test_train_help_offers_only_options_the_task_has(cli):
+    # caption's encoder is a CNN: no recurrent layers or direction to set
+    caption = cli("caption", "train", "--help").out
+    assert "--cell" in caption and "--layers" not in caption and "--bidirectional" not in caption
+    assert "--layers" in cli("sentiment", "train", "--help").out

@@ -52,7 +52,7 @@ def group() -> None:
 
 @group.command("train")
 @click.argument("train_path", metavar="CAPTIONS", type=click.Path(dir_okay=False))
-@train_options
+@train_options(skip=("layers", "bidirectional"))
 @source_options
 @click.option("--encoder", help="cnn (small, from scratch; default), a keras.applications "
                                 "backbone (mobilenet_v2, efficientnet_b0, resnet50, ...), or "

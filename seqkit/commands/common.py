@@ -19,10 +19,14 @@ def apply_options(options: list[Callable]) -> Callable:
     return decorate
 
 
-def train_options(func):
+def train_options(func=None, *, skip: tuple[str, ...] = ()):
     """Options of every `train` command; each (but -o, --config, --set, --force, --resume)
-    is a config key and left None when not given, so the recipe's value stands."""
-    return apply_options([
+    is a config key and left None when not given, so the recipe's value stands. A task whose
+    Config lacks a key (caption has no `layers`) names it in `skip`, so --help never offers
+    an option that can only fail: `@train_options(skip=("layers",))`."""
+    if func is None:
+        return lambda f: train_options(f, skip=skip)
+    options = [
         click.option("--valid", "valid_path", type=click.Path(dir_okay=False),
                      help="Validation data (default: hold out part of the training data)."),
         click.option("-o", "--output", "out_dir", required=True, type=click.Path(),
@@ -48,7 +52,13 @@ def train_options(func):
         click.option("--patience", type=int,
                      help="Epochs without improvement before early stopping."),
         click.option("--seed", type=int, help="Random seed, for repeatable runs."),
-    ])(func)
+    ]
+    return apply_options([o for o in options if _option_key(o) not in skip])(func)
+
+
+def _option_key(option) -> str:
+    """The config key a click.option decorator sets (its parameter's name)."""
+    return option(click.command()(lambda **_: None)).params[0].name
 
 
 def table_options(func):
