@@ -104,6 +104,22 @@ def data_dir(tmp_path_factory) -> Path:
     return d
 
 
+def interrupt_after_epoch(monkeypatch, last: int):
+    """Make training stop as if killed (Ctrl-C) once epoch `last` (from 0) is checkpointed;
+    returns the function that undoes it."""
+    from seqkit import training
+
+    real_end = training._Checkpoint.on_epoch_end
+
+    def crash(self, epoch, logs=None):
+        real_end(self, epoch, logs)
+        if epoch == last:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training._Checkpoint, "on_epoch_end", crash)
+    return lambda: monkeypatch.setattr(training._Checkpoint, "on_epoch_end", real_end)
+
+
 @dataclass
 class Result:
     code: int

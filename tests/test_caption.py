@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import one_error_line, run_subprocess
+from conftest import interrupt_after_epoch, one_error_line, run_subprocess
 from seqkit import images, metrics
 from seqkit.errors import DataError
 
@@ -241,6 +241,46 @@ def test_grouped_batch_gives_the_loss_of_one_image_per_caption(cap_data):
     grouped, each = model(inputs, training=False), model(copies, training=False)
     np.testing.assert_allclose(np.asarray(grouped), np.asarray(each), rtol=1e-5, atol=1e-5)
     assert float(loss(targets, grouped)) == pytest.approx(float(loss(targets, each)), rel=1e-6)
+
+
+def test_word_head_targets_are_the_words_of_all_the_images_captions(cap_data):
+    from seqkit.tasks import caption
+
+    config = _tiny_config(word_loss=0.1)
+    array, data = caption.CaptionSource(str(cap_data / "train.csv"),
+                                        str(cap_data / "images")).load(16)
+    pre = caption.Preprocessor.fit([c for cs in data.captions for c in cs], config)
+    vocab = pre.captions.vocab
+    model = caption.build_model(config, pre)
+    batches = caption._batches(pre, array, data, config, False, "image")
+    batch = batches.make_batch(batches.batch_indices(0)[0])
+    inputs, targets = batches.structure(batch)
+    outputs = model(inputs, training=False)
+    assert outputs["words"].shape == targets["words"].shape == (len(targets["next"]),
+                                                                 len(vocab))
+    for row, image in enumerate(batch["image"]):
+        # both captions of an image (e.g. "a red square on the left", "red on the left")
+        words = {vocab.decode([i])[0] for i in np.flatnonzero(targets["words"][row])}
+        assert words == {w for c in data.captions[image] for w in c.split()} | {caption.EOS}
+    # frozen encoders learn nothing from it, so they get no head
+    assert not _tiny_config(word_loss=0.1, encoder="mobilenet_v2").word_head
+
+
+def test_training_with_the_word_head_resumes_and_predicts(cap_data, tmp_path, cli,
+                                                          monkeypatch):
+    args = ["caption", "train", str(cap_data / "train.csv"), "--images",
+            str(cap_data / "images"), "--valid", str(cap_data / "valid.csv"), "-o",
+            str(tmp_path / "cap"), "--set", "word_loss=0.1", "--epochs", "2", *TINY]
+    undo = interrupt_after_epoch(monkeypatch, 0)
+    assert cli(*args).code == 130
+    undo()
+    assert cli(*args, "--resume").code == 0
+    summary = json.loads((tmp_path / "cap" / "metrics.json").read_text())["training"]
+    assert summary["monitor"] == "val_next_loss" and len(summary["history"]) == 2
+    assert {"words_loss", "next_loss"} <= set(summary["history"][1])
+    result = cli("caption", "predict", str(tmp_path / "cap"), "--images",
+                 str(cap_data / "images"), "img1_0.png")
+    assert result.code == 0 and result.out.startswith("img1_0.png\t")
 
 
 def test_shift_moves_images_by_at_most_the_given_pixels():

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import interrupt_after_epoch
 from seqkit import config as configlib
 from seqkit.errors import ConfigError
 
@@ -18,23 +19,15 @@ def small_config(**extra):
 
 
 def test_killed_run_resumes_to_the_same_result(data_dir, tmp_path, monkeypatch):
-    from seqkit import training
     from seqkit.tasks import sentiment
 
     train = str(data_dir / "train.csv")
     sentiment.train(train, str(tmp_path / "straight"), small_config())
 
-    real_end = training._Checkpoint.on_epoch_end
-
-    def crash_after_second_epoch(self, epoch, logs=None):
-        real_end(self, epoch, logs)
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(training._Checkpoint, "on_epoch_end", crash_after_second_epoch)
+    undo = interrupt_after_epoch(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt):
         sentiment.train(train, str(tmp_path / "resumed"), small_config())
-    monkeypatch.setattr(training._Checkpoint, "on_epoch_end", real_end)
+    undo()
 
     assert not (tmp_path / "resumed").exists()
     state = json.loads((tmp_path / "resumed.partial/checkpoints/state.json").read_text())

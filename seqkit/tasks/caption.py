@@ -59,6 +59,7 @@ class Config:
     recurrent_dropout: float = 0.0
     attention: str = "none"  # none (show and tell) | luong | bahdanau (over the map)
     attention_units: int = 256
+    word_loss: float = 0.0  # weight of the encoder's extra task: say which words the captions use
     epochs: int = 30
     batch_size: int = 64
     learning_rate: float = 0.002
@@ -84,6 +85,7 @@ class Config:
         configlib.check_range("recurrent_dropout", self.recurrent_dropout, 0.0, 0.95)
         configlib.check_range("image_size", self.image_size, 16, 1024)
         configlib.check_range("augment_shift", self.augment_shift, 0.0, 0.25)
+        configlib.check_range("word_loss", self.word_loss, 0.0)
         if min(self.units, self.embedding_dim, self.attention_units, self.beam_size,
                self.cnn_filters, self.cnn_blocks) < 1 or min(self.max_length,
                                                              self.max_output_length) < 0:
@@ -104,6 +106,12 @@ class Config:
         """Whether the encoder is fixed while the decoder trains (its features are cached)."""
         return self.encoder == "features" or (self.encoder in APPLICATIONS and
                                               not self.fine_tune)
+
+    @property
+    def word_head(self) -> bool:
+        """Whether training adds the word-prediction loss (only an encoder that learns
+        can use it)."""
+        return self.word_loss > 0 and not self.frozen
 
 
 # 2. Preprocessor ---------------------------------------------------------------------------
@@ -181,30 +189,45 @@ def _start(features, spec: seq2seq.DecoderSpec, pooling: str, dropout: float = 0
 
 
 def assemble(encoder: keras.Model | None, captioner: keras.Model,
-             map_shape: Sequence[int] = ()) -> keras.Model:
+             map_shape: Sequence[int] = (), words: int = 0) -> keras.Model:
     """{image (images, size, size, 3), image_index (captions,), tokens (captions, time)}
     -> logits (captions, time, vocab): each image of a batch is encoded once and its map
     goes to each of its captions (image_index: the row of each caption's image). Without
-    an encoder the input is the map itself, "features" (images, *map_shape)."""
+    an encoder the input is the map itself, "features" (images, *map_shape).
+
+    words > 0 (a vocabulary size) adds the word head for training: the outputs become
+    {"next": those logits, "words": (captions, words) logits of each word being in some
+    caption of the image}, from the mean of the map, so the encoder is taught what is in
+    the picture directly and not only through the decoder."""
     name = "image" if encoder is not None else "features"
     image = keras.Input(shape=encoder.input.shape[1:] if encoder is not None
                         else tuple(map_shape), name=name)
     index = keras.Input(shape=(), dtype="int32", name="image_index")
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     features = encoder(image) if encoder is not None else image  # (images, positions, ch)
-    features = RowGather(name="image_rows")([features, index])  # (captions, positions, ch)
-    logits = captioner({"features": features, "tokens": tokens})
+    rows = RowGather(name="image_rows")([features, index])  # (captions, positions, ch)
+    logits = captioner({"features": rows, "tokens": tokens})
+    if words:
+        pooled = keras.layers.GlobalAveragePooling1D(name="word_pool")(features)
+        found = keras.layers.Dense(words, name="word_head")(pooled)  # (images, words)
+        logits = {"next": logits, "words": RowGather(name="word_rows")([found, index])}
     return keras.Model({name: image, "image_index": index, "tokens": tokens}, logits,
                        name="caption")
 
 
 def build_model(config: Config, pre: Preprocessor) -> keras.Model:
     encoder = build_encoder(config, pre.feature_shape)
-    return assemble(encoder, build_captioner(config, pre, encoder.output.shape[1:]))
+    return assemble(encoder, build_captioner(config, pre, encoder.output.shape[1:]),
+                    words=len(pre.captions.vocab) if config.word_head else 0)
 
 
-def compile_model(model: keras.Model, config: Config) -> None:
-    model.compile(optimizer=make_optimizer(TrainSpec.from_config(config)), loss=seq2seq.loss())
+def compile_model(model: keras.Model, config: Config, words: int = 0) -> None:
+    loss, weights = seq2seq.loss(), None
+    if words:  # binary cross-entropy is a mean over the words; the weight makes it their sum
+        loss = {"next": loss, "words": keras.losses.BinaryCrossentropy(from_logits=True)}
+        weights = {"next": 1.0, "words": config.word_loss * words}
+    model.compile(optimizer=make_optimizer(TrainSpec.from_config(config)), loss=loss,
+                  loss_weights=weights)
 
 
 # 4. Decode ---------------------------------------------------------------------------------
@@ -271,13 +294,17 @@ def _batches(pre: Preprocessor, inputs: np.ndarray, data: images.Captions, confi
              shuffle: bool, input_name: str) -> GroupedBatches:
     """One example per caption, an image's captions in one batch; each batch carries each
     of its images (or their features) once, moved a little when training on images."""
-    index, tokens_in, tokens_out = [], [], []
+    index, tokens_in, tokens_out, image_words = [], [], [], []
     for i, captions in enumerate(data.captions):
+        seen = set()
         for caption in captions:
             x, y = pre.encode(caption)
             index.append(i)
             tokens_in.append(x)
             tokens_out.append(y)
+            seen.update(y)
+        image_words.append(sorted(seen - {pre.captions.vocab.unk_id}))
+    words = len(pre.captions.vocab) if config.word_head and input_name == "image" else 0
     pixels = round(config.augment_shift * config.image_size) \
         if shuffle and input_name == "image" else 0
     rng = np.random.default_rng([config.seed, 1])
@@ -285,8 +312,14 @@ def _batches(pre: Preprocessor, inputs: np.ndarray, data: images.Captions, confi
     def structure(b: dict) -> tuple:
         rows, inverse = np.unique(b["image"], return_inverse=True)
         batch = images.shift(inputs[rows], pixels, rng).astype(np.float32)
+        targets = b["tokens_out"]
+        if words:  # which words some caption of each caption's image uses
+            found = np.zeros((len(targets), words), np.float32)
+            for row, image in enumerate(b["image"]):
+                found[row, image_words[image]] = 1.0
+            targets = {"next": targets, "words": found}
         return ({input_name: batch, "image_index": inverse.astype(np.int32),
-                 "tokens": b["tokens_in"]}, b["tokens_out"])
+                 "tokens": b["tokens_in"]}, targets)
 
     return GroupedBatches({"image": index, "tokens_in": tokens_in, "tokens_out": tokens_out},
                           [len(t) for t in tokens_in], index, config.batch_size, structure,
@@ -332,12 +365,15 @@ def train(data: CaptionSource, out_dir: str, config: Config, *,
         model = assemble(None, captioner, encoder.output.shape[1:])
         name = "features"
     else:
-        valid_inputs, model, name = valid_set[0], assemble(encoder, captioner), "image"
-    compile_model(model, config)
+        words = len(pre.captions.vocab) if config.word_head else 0
+        valid_inputs, model, name = valid_set[0], assemble(encoder, captioner,
+                                                           words=words), "image"
+    compile_model(model, config, words)
     model, summary = fit(model, _batches(pre, inputs, captions, config, True, name),
                          _batches(pre, valid_inputs, valid_set[1], config, False, name),
-                         TrainSpec.from_config(config), work, monitor="val_loss", mode="min",
-                         resume=resume)
+                         TrainSpec.from_config(config), work,
+                         monitor="val_next_loss" if config.word_head else "val_loss",
+                         mode="min", resume=resume)
     if config.frozen:
         model = assemble(encoder, model.get_layer("captioner"))
     scores = score(Captioner(model, config, pre), valid_set[0], valid_set[1], beam_size=1)
