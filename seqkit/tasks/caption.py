@@ -290,6 +290,18 @@ def split_holdout(array: np.ndarray, data: images.Captions, fraction: float, see
     return array[train], data.subset(train), array[valid], data.subset(valid)
 
 
+def word_log_odds(pre: Preprocessor, data: images.Captions) -> np.ndarray:
+    """Log-odds of each word being in some caption of a training image: the word head's
+    starting bias. From zero (even odds) the bias of a rare word would take thousands of
+    steps to come down, and the head would learn word frequencies, not pictures."""
+    counts = np.zeros(len(pre.captions.vocab))
+    for captions in data.captions:
+        counts[list({i for c in captions for i in pre.encode(c)[1]})] += 1
+    share = np.clip(counts / max(len(data.captions), 1), 0.5 / max(len(data.captions), 1),
+                    1 - 0.5 / max(len(data.captions), 1))
+    return np.log(share / (1 - share)).astype(np.float32)
+
+
 def _batches(pre: Preprocessor, inputs: np.ndarray, data: images.Captions, config: Config,
              shuffle: bool, input_name: str) -> GroupedBatches:
     """One example per caption, an image's captions in one batch; each batch carries each
@@ -359,15 +371,17 @@ def train(data: CaptionSource, out_dir: str, config: Config, *,
                                      feature_shape))
     encoder = build_encoder(config, pre.feature_shape)
     captioner = build_captioner(config, pre, encoder.output.shape[1:])
+    words = len(pre.captions.vocab) if config.word_head else 0
     if config.frozen:  # the decoder trains on the encoder's features, computed once
         inputs, valid_inputs = encode_images(encoder, inputs), encode_images(encoder,
                                                                              valid_set[0])
         model = assemble(None, captioner, encoder.output.shape[1:])
         name = "features"
     else:
-        words = len(pre.captions.vocab) if config.word_head else 0
         valid_inputs, model, name = valid_set[0], assemble(encoder, captioner,
                                                            words=words), "image"
+        if words and not resume:
+            model.get_layer("word_head").bias.assign(word_log_odds(pre, captions))
     compile_model(model, config, words)
     model, summary = fit(model, _batches(pre, inputs, captions, config, True, name),
                          _batches(pre, valid_inputs, valid_set[1], config, False, name),
