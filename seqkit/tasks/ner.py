@@ -65,7 +65,7 @@ class Config:
     max_minutes: float = 30.0  # stop after the epoch that passes this; 0: no limit
     batch_size: int = 32
     learning_rate: float = 0.002
-    lr_decay: float = 1.0
+    lr_decay: float = 0.5  # halve the rate after an epoch without a better validation F1
     clipnorm: float = 5.0
     patience: int = 4
     seed: int = 42
