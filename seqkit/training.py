@@ -325,13 +325,34 @@ class _ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             self.best_weights = self._saved_weights
 
 
+class _ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
+    """ReduceLROnPlateau whose best value and counters survive a restart, so the first
+    epoch after --resume is compared with the best before it, not with nothing."""
+
+    def __init__(self, saved: dict | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self._saved = saved
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self._saved:
+            self.best = self._saved["best"]
+            self.wait, self.cooldown_counter = self._saved["wait"], self._saved["cooldown"]
+
+    def state(self) -> dict:
+        return {"best": _as_float(self.best), "wait": self.wait,
+                "cooldown": self.cooldown_counter}
+
+
 class _Checkpoint(keras.callbacks.Callback):
     """After each epoch: the best weights (when improved), the whole model with its
     optimizer state, and a small JSON state, each written to a temp name then renamed."""
 
-    def __init__(self, directory: Path, stopper: _ResumableEarlyStopping, history: list):
+    def __init__(self, directory: Path, stopper: _ResumableEarlyStopping, history: list,
+                 plateau: _ResumablePlateau | None = None):
         super().__init__()
         self.directory, self.stopper, self.history = directory, stopper, history
+        self.plateau = plateau
 
     def on_epoch_end(self, epoch, logs=None):
         self.history.append({k: float(v) for k, v in (logs or {}).items()})
@@ -340,7 +361,11 @@ class _Checkpoint(keras.callbacks.Callback):
         _atomic(self.directory / LAST, self.model.save)
         state = {"epochs_done": epoch + 1, "wait": self.stopper.wait,
                  "best": _as_float(self.stopper.best), "best_epoch": self.stopper.best_epoch,
-                 "history": self.history}
+                 "history": self.history,
+                 # Keras saves the optimizer with its initial rate, not a decayed one
+                 "learning_rate": float(self.model.optimizer.learning_rate)}
+        if self.plateau is not None:
+            state["plateau"] = self.plateau.state()
         _atomic(self.directory / STATE,
                 lambda p: Path(p).write_text(json.dumps(state, indent=1)))
 
@@ -396,13 +421,16 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
             best_weights = model.get_weights()
             model.set_weights(current)
         history, initial_epoch = saved["history"], saved["epochs_done"]
+        if "learning_rate" in saved:
+            model.optimizer.learning_rate = saved["learning_rate"]
         log.info("resuming after epoch %d of %d", initial_epoch, spec.epochs)
     stopper = _ResumableEarlyStopping(
         saved=saved, best_weights=best_weights, monitor=monitor, mode=mode,
         patience=spec.patience, restore_best_weights=True)
-    callbacks = [*callbacks, *_lr_decay(spec, monitor, mode)]
-    callbacks = [*callbacks, _EpochLog(spec.epochs, train.tokens), stopper,
-                 _Checkpoint(directory, stopper, history)]
+    decay = _lr_decay(spec, monitor, mode, (saved or {}).get("plateau"))
+    plateau = next((c for c in decay if isinstance(c, _ResumablePlateau)), None)
+    callbacks = [*callbacks, *decay, _EpochLog(spec.epochs, train.tokens), stopper,
+                 _Checkpoint(directory, stopper, history, plateau)]
     if spec.max_minutes > 0:
         callbacks.append(TimeLimit(spec.max_minutes))
     train.epoch = valid_epoch = initial_epoch
@@ -439,7 +467,8 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
     return model, summary
 
 
-def _lr_decay(spec: TrainSpec, monitor: str, mode: str) -> list[keras.callbacks.Callback]:
+def _lr_decay(spec: TrainSpec, monitor: str, mode: str, saved: dict | None = None
+              ) -> list[keras.callbacks.Callback]:
     """The learning-rate decay callback, if any. A fixed schedule (every epoch after
     lr_decay_after, as Zaremba et al. anneal their LSTM LMs) depends only on the epoch
     number, so a resumed run follows it exactly."""
@@ -450,8 +479,8 @@ def _lr_decay(spec: TrainSpec, monitor: str, mode: str) -> list[keras.callbacks.
             return spec.learning_rate * spec.lr_decay ** max(0, epoch + 1 - spec.lr_decay_after)
         return [keras.callbacks.LearningRateScheduler(rate)]
     # after the task's callbacks in the list, so it can watch the metrics they log
-    return [keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=spec.lr_decay,
-                                              patience=0, verbose=0)]
+    return [_ResumablePlateau(saved, monitor=monitor, mode=mode, factor=spec.lr_decay,
+                              patience=0, verbose=0)]
 
 
 def predict_padded(model: keras.Model, seqs: Sequence[Sequence[int]] | dict[str, Sequence],

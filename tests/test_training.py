@@ -96,7 +96,8 @@ def test_pad_rounds_up_and_truncates():
     assert pad([[1, 2, 3], [4]], length=2).tolist() == [[1, 2], [4, 0]]
 
 
-def test_lr_decay_cuts_the_rate_after_an_epoch_without_a_better_monitor(tmp_path):
+def test_lr_decay_cuts_the_rate_after_an_epoch_without_a_better_monitor(tmp_path,
+                                                                        monkeypatch):
     import keras
 
     from seqkit.training import Batches, TrainSpec, fit, make_optimizer
@@ -116,6 +117,17 @@ def test_lr_decay_cuts_the_rate_after_an_epoch_without_a_better_monitor(tmp_path
                    callbacks=[FlatScore()])
     # epoch 1 sets the best; epochs 2 and 3 do not beat it: halved twice
     assert float(model.optimizer.learning_rate) == pytest.approx(0.0025)
+    # the same, killed after epoch 2 and resumed: epoch 3 is still compared with epoch 1
+    undo = interrupt_after_epoch(monkeypatch, 1)
+    fresh = keras.models.clone_model(model)
+    fresh.compile(make_optimizer(spec), "sparse_categorical_crossentropy")
+    with pytest.raises(KeyboardInterrupt):
+        fit(fresh, batches, batches, spec, tmp_path / "killed", monitor="val_score", mode="max",
+            callbacks=[FlatScore()])
+    undo()
+    resumed, _ = fit(fresh, batches, batches, spec, tmp_path / "killed", monitor="val_score",
+                     mode="max", resume=True, callbacks=[FlatScore()])
+    assert float(resumed.optimizer.learning_rate) == pytest.approx(0.0025)
     with pytest.raises(ConfigError, match="lr_decay"):
         TrainSpec(lr_decay=0).validate()
 
