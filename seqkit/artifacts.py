@@ -124,9 +124,10 @@ def complete(work_dir: Path, out_dir: str | Path, *, task: str, model, preproces
     return out
 
 
-def resume_config(work_dir: Path, task: str, given, may_change: tuple[str, ...] = ("epochs",)):
-    """The interrupted run's config; only the `may_change` keys (epochs) may differ from it
-    (a key left at its default counts as not given)."""
+def resume_config(work_dir: Path, task: str, given,
+                  may_change: tuple[str, ...] = ("epochs", "max_minutes")):
+    """The interrupted run's config; only the `may_change` keys (epochs, the time limit) may
+    differ from it (a key left at its default counts as not given)."""
     saved = read_config(work_dir, task, type(given))
     defaults = type(given)()
     changed = [k for k, v in asdict(given).items()

@@ -38,3 +38,17 @@ def test_chinese_text_gets_bigram_features_aligned_with_its_characters():
     assert inputs["bigrams"][0][3] == zh.bigrams.encode(["好 </s>"])[0] != 1  # seen in 服务很好
     again = Preprocessor.from_json(zh.to_json())
     assert again.encode(["房间很好"]) == inputs
+
+
+def test_max_minutes_stops_after_the_epoch_that_passes_it(data_dir, tmp_path, cli):
+    import json
+
+    from conftest import TINY
+
+    out = tmp_path / "timed"
+    result = cli("sentiment", "train", str(data_dir / "train.csv"), "-o", str(out),
+                 "--epochs", "5", "--max-minutes", "0.0001", *TINY)
+    assert result.code == 0
+    summary = json.loads((out / "metrics.json").read_text())["training"]
+    assert len(summary["history"]) == 1
+    assert "--max-minutes" in cli("sentiment", "train", "--help").out

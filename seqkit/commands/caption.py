@@ -71,7 +71,6 @@ def group() -> None:
 @click.option("--embedding-dim", type=int, help="Word embedding size.")
 @click.option("--max-length", type=int, help="Tokens kept per caption (default: 99th "
                                               "percentile).")
-@click.option("--max-minutes", type=float, help="Stop training after this many minutes.")
 def train_command(train_path, out_dir, valid_path, recipe, set_items, force, resume,
                   **kwargs):
     """Train on CAPTIONS (CSV image,caption) with --images DIR; write -o MODEL_DIR."""

@@ -47,6 +47,8 @@ def train_options(func=None, *, skip: tuple[str, ...] = ()):
         click.option("--recurrent-dropout", type=float,
                      help="Dropout on recurrent connections (slower)."),
         click.option("--epochs", type=int, help="Maximum epochs."),
+        click.option("--max-minutes", type=float,
+                     help="Stop after the epoch that passes this many minutes (0: no limit)."),
         click.option("--batch-size", type=int, help="Examples per batch."),
         click.option("--learning-rate", type=float, help="Adam learning rate."),
         click.option("--patience", type=int,

@@ -27,7 +27,6 @@ def group() -> None:
 @click.option("--embedding-dim", type=int, help="Embedding size.")
 @click.option("--tie-embeddings/--untie-embeddings", default=None,
               help="Use the embedding matrix as the softmax weights.")
-@click.option("--max-minutes", type=float, help="Stop training after this many minutes.")
 def train_command(train_path, out_dir, valid_path, recipe, set_items, force, resume, encoding,
                   **kwargs):
     """Train a language model on the plain text TRAIN and write it to -o MODEL_DIR."""

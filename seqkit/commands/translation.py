@@ -67,8 +67,6 @@ def group() -> None:
 @click.option("--embedding-dim", type=int, help="Embedding size.")
 @click.option("--max-length", type=int, help="Tokens kept per side (default: 99th "
                                               "percentile).")
-@click.option("--max-minutes", type=float, help="Stop after the epoch that passes this "
-                                                "many minutes.")
 def train_command(train_path, out_dir, valid_path, recipe, set_items, force, resume,
                   both_tokenizers, **kwargs):
     """Train on TRAIN (TSV) or --source-file/--target-file; write -o MODEL_DIR."""

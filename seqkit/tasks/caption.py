@@ -357,7 +357,7 @@ def train(data: CaptionSource, out_dir: str, config: Config, *,
     valid_set = valid.load(config.image_size) if valid is not None else None
     work = artifacts.start_run(out_dir, force=force, resume=resume)
     if resume:
-        config = artifacts.resume_config(work, TASK, config, ("epochs", "max_minutes"))
+        config = artifacts.resume_config(work, TASK, config)
     set_seed(config.seed)
     if valid_set is None:
         inputs, captions, *valid_set = split_holdout(inputs, captions, config.valid_fraction,

@@ -308,7 +308,7 @@ def train(train_path: str, out_dir: str, config: Config, *, valid_path: str | No
     """Train a language model and write MODEL_DIR; returns the validation scores."""
     work = artifacts.start_run(out_dir, force=force, resume=resume)
     if resume:
-        config = artifacts.resume_config(work, TASK, config, ("epochs", "max_minutes"))
+        config = artifacts.resume_config(work, TASK, config)
     set_seed(config.seed)
     lines = read_text(train_path, encoding)
     if resume:

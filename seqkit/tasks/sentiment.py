@@ -57,6 +57,7 @@ class Config:
     clipnorm: float = 1.0
     patience: int = 2
     seed: int = 42
+    max_minutes: float = 0.0  # stop after the epoch that passes this; 0: no limit
 
     def validate(self) -> None:
         configlib.check_choice("tokenizer", self.tokenizer, text.TOKENIZERS)

@@ -291,7 +291,7 @@ def train(data: PairSource, out_dir: str, config: Config, *, valid: PairSource |
     valid_pairs = valid.read(bool(data.reverse)) if valid is not None else None
     work = artifacts.start_run(out_dir, force=force, resume=resume)
     if resume:
-        config = artifacts.resume_config(work, TASK, config, ("epochs", "max_minutes"))
+        config = artifacts.resume_config(work, TASK, config)
     set_seed(config.seed)
     if valid_pairs is None:
         pairs, valid_pairs = split_holdout(pairs, config.valid_fraction, config.seed)
