@@ -29,8 +29,8 @@ def test_labels_sort_numerically_when_they_are_integers():
 
 def test_chinese_text_gets_bigram_features_aligned_with_its_characters():
     zh = fitted(["房间很干净", "房间很脏", "服务很好", "服务很差"], ["1", "0", "1", "0"],
-                bigram_min_count=1)
-    en = fitted(["a clean room", "a dirty room"], ["1", "0"])
+                bigram_min_count=1, bigrams="auto")
+    en = fitted(["a clean room", "a dirty room"], ["1", "0"], bigrams="auto")
     assert zh.bigrams is not None and en.bigrams is None  # auto: on for CJK text only
     inputs = zh.encode(["房间很好"])
     assert len(inputs["bigrams"][0]) == len(inputs["tokens"][0]) == 4
