@@ -113,6 +113,10 @@ class Config:
         can use it)."""
         return self.word_loss > 0 and not self.frozen
 
+    def word_head_size(self, pre: "Preprocessor") -> int:
+        """The word head's width (the caption vocabulary), or 0 without one."""
+        return len(pre.captions.vocab) if self.word_head else 0
+
 
 # 2. Preprocessor ---------------------------------------------------------------------------
 class Preprocessor:
@@ -218,7 +222,7 @@ def assemble(encoder: keras.Model | None, captioner: keras.Model,
 def build_model(config: Config, pre: Preprocessor) -> keras.Model:
     encoder = build_encoder(config, pre.feature_shape)
     return assemble(encoder, build_captioner(config, pre, encoder.output.shape[1:]),
-                    words=len(pre.captions.vocab) if config.word_head else 0)
+                    words=config.word_head_size(pre))
 
 
 def compile_model(model: keras.Model, config: Config, words: int = 0) -> None:
@@ -306,6 +310,7 @@ def _batches(pre: Preprocessor, inputs: np.ndarray, data: images.Captions, confi
              shuffle: bool, input_name: str) -> GroupedBatches:
     """One example per caption, an image's captions in one batch; each batch carries each
     of its images (or their features) once, moved a little when training on images."""
+    words = config.word_head_size(pre) if input_name == "image" else 0
     index, tokens_in, tokens_out, image_words = [], [], [], []
     for i, captions in enumerate(data.captions):
         seen = set()
@@ -314,9 +319,8 @@ def _batches(pre: Preprocessor, inputs: np.ndarray, data: images.Captions, confi
             index.append(i)
             tokens_in.append(x)
             tokens_out.append(y)
-            seen.update(y)
+            seen.update(y if words else ())
         image_words.append(sorted(seen - {pre.captions.vocab.unk_id}))
-    words = len(pre.captions.vocab) if config.word_head and input_name == "image" else 0
     pixels = round(config.augment_shift * config.image_size) \
         if shuffle and input_name == "image" else 0
     rng = np.random.default_rng([config.seed, 1])
@@ -371,7 +375,7 @@ def train(data: CaptionSource, out_dir: str, config: Config, *,
                                      feature_shape))
     encoder = build_encoder(config, pre.feature_shape)
     captioner = build_captioner(config, pre, encoder.output.shape[1:])
-    words = len(pre.captions.vocab) if config.word_head else 0
+    words = config.word_head_size(pre)
     if config.frozen:  # the decoder trains on the encoder's features, computed once
         inputs, valid_inputs = encode_images(encoder, inputs), encode_images(encoder,
                                                                              valid_set[0])
