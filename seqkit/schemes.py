@@ -91,3 +91,30 @@ def entities(tags: Sequence[str], scheme: str) -> list[tuple[str, int, int]]:
 
     return [(kind, start, end + 1)
             for kind, start, end in get_entities(to_conlleval(tags, scheme))]
+
+
+def from_entities(length: int, spans: Iterable[tuple[str, int, int]], scheme: str) -> list[str]:
+    """`length` tags that spell out these (type, first, last + 1) entities in `scheme`."""
+    tags = [OUTSIDE] * length
+    previous: tuple[str, int] | None = None  # (type, end) of the entity before
+    for kind, start, end in spans:
+        if scheme in ("bioes", "bmes"):
+            inner = "M" if scheme == "bmes" else "I"
+            if end - start == 1:
+                tags[start] = f"S-{kind}"
+            else:
+                tags[start:end] = ([f"B-{kind}"] + [f"{inner}-{kind}"] * (end - start - 2)
+                                   + [f"E-{kind}"])
+        else:
+            first = "B" if scheme == "bio" or previous == (kind, start) else "I"
+            tags[start:end] = [f"{first}-{kind}"] + [f"I-{kind}"] * (end - start - 1)
+        previous = (kind, end)
+    return tags
+
+
+def convert(tags: Sequence[str], source: str, target: str) -> list[str]:
+    """The same entities, tagged in another scheme."""
+    if source == target:
+        return list(tags)
+    return from_entities(len(tags), entities(tags, source), target)
+

@@ -105,6 +105,21 @@ def test_bmes_entities_and_scores():
     assert m["per_type"]["LOC"]["f1"] == 0.0 and m["per_type"]["NAME"]["f1"] == 1.0
 
 
+@pytest.mark.parametrize("scheme, tags", [
+    ("bio", ["B-PER", "I-PER", "B-PER", "O", "B-LOC", "O"]),
+    ("iob1", ["I-PER", "I-PER", "B-PER", "O", "I-LOC", "O"]),
+    ("bioes", ["B-PER", "E-PER", "S-PER", "O", "S-LOC", "O"]),
+    ("bmes", ["B-PER", "E-PER", "S-PER", "O", "S-LOC", "O"]),
+])
+def test_scheme_conversion_keeps_the_entities(scheme, tags):
+    spans = [("PER", 0, 2), ("PER", 2, 3), ("LOC", 4, 5)]
+    assert schemes.from_entities(6, spans, scheme) == tags
+    for other in schemes.SCHEMES:
+        assert schemes.entities(schemes.convert(tags, scheme, other), other) == spans
+    assert schemes.convert(["I-ORG", "I-ORG", "I-ORG"], "bio", "bmes") == ["B-ORG", "M-ORG",
+                                                                           "E-ORG"]
+
+
 # --- CRF -------------------------------------------------------------------------------------
 def _path_score(emissions, path, transitions, start, end):
     score = start[path[0]] + end[path[-1]] + emissions[0, path[0]]
@@ -176,6 +191,27 @@ def test_char_features_for_words_not_for_characters():
     assert set(inputs) == {"tokens", "bigrams"}
     assert inputs["bigrams"][0] == pre.bigrams.encode(["在 北", "北 京", "京 </s>"])
     assert inputs["bigrams"][1] == [pre.bigrams.unk_id, pre.bigrams.id("京 </s>")]
+
+
+def test_word_shapes_and_the_learnt_scheme():
+    from seqkit.tasks import ner
+
+    shapes = [ner.SHAPES[ner.word_shape(t)] for t in
+              ("the", "Paris", "EU", "iPhone", "1996", "4-0", "--", "Ärzte")]
+    assert shapes == ["lower", "Capitalised", "UPPER", "mIxed", "digits", "has digit", "other",
+                      "Capitalised"]
+    english = [io.Sentence(t, g, []) for t, g in make_ner_en(6)]
+    pre = ner.Preprocessor.fit(english, "bio", ner.Config())
+    assert pre.shapes and pre.inputs([["EU", "talks"]])["shapes"] == [[3, 1]]
+    assert pre.model_scheme == "bioes" and "S-PER" in pre.tags and "E-PER" in pre.tags
+    ids = pre.encode_tags([["B-PER", "I-PER", "O", "B-LOC"]])[0]
+    assert [pre.tags[i] for i in ids] == ["B-PER", "E-PER", "O", "S-LOC"]
+    assert pre.decode_tags(ids) == ["B-PER", "I-PER", "O", "B-LOC"]  # back in the data's
+    same = ner.Preprocessor.fit(english, "bio", ner.Config(model_scheme="same",
+                                                           case_features="off"))
+    assert same.model_scheme == "bio" and "S-PER" not in same.tags
+    assert "shapes" not in same.inputs([["EU"]])
+    assert ner.Preprocessor.from_json(pre.to_json()).model_scheme == "bioes"
 
 
 def test_char_pool_ignores_padding_characters():
@@ -264,6 +300,8 @@ def test_predict_conll_in_and_out(ner_en_model, data_dir, cli):
     gold = [line.split()[0] for line in
             (data_dir / "ner_en_valid.conll").read_text().splitlines() if line.strip()]
     assert [line.split("\t")[0] for block in blocks for line in block.splitlines()] == gold
+    tags = {line.split("\t")[1][:2] for block in blocks for line in block.splitlines()}
+    assert tags <= {"O", "B-", "I-"} and "B-" in tags  # the data's BIO, not the model's BIOES
 
 
 # --- evaluate and the command line -----------------------------------------------------------

@@ -29,7 +29,7 @@ from seqkit.training import (Batches, ScoreCallback, TrainSpec, fit,
 
 TASK = "ner"
 CHAR_FEATURES = ("auto", "cnn", "none")
-BIGRAMS = ("auto", "on", "off")
+SWITCH = ("auto", "on", "off")
 TOKENIZERS = ("auto", *text.TOKENIZERS)
 log = logging.getLogger("seqkit")
 
@@ -38,6 +38,7 @@ log = logging.getLogger("seqkit")
 @dataclass
 class Config:
     scheme: str = "auto"  # auto: detected from the training tags; iob1 | bio | bioes | bmes
+    model_scheme: str = "bioes"  # the tags the model learns (converted back for output); same
     tokenizer: str = "auto"  # for raw text at predict; auto: char for char-level data
     lowercase: bool = True  # word ids only; character features keep the case
     min_count: int = 1
@@ -47,7 +48,10 @@ class Config:
     embedding_dim: int = 100
     unk_replace: float = 0.5  # chance that a word seen once in training is fed as <unk>
     char_features: str = "auto"  # auto: a char CNN unless tokens are single characters
+    case_features: str = "auto"  # auto: a word-shape embedding for word-level data; on | off
+    case_embedding_dim: int = 8
     char_embedding_dim: int = 30
+    char_dropout: float = 0.0  # on the character embeddings, before the char CNN
     char_filters: int = 50
     char_width: int = 3
     max_word_length: int = 20  # characters per word seen by the char CNN
@@ -73,13 +77,18 @@ class Config:
     def validate(self) -> None:
         if self.scheme != "auto":
             configlib.check_choice("scheme", schemes.canonical(self.scheme), schemes.SCHEMES)
+        if self.model_scheme != "same":
+            configlib.check_choice("model_scheme", schemes.canonical(self.model_scheme),
+                                   schemes.SCHEMES)
         configlib.check_choice("tokenizer", self.tokenizer, TOKENIZERS)
         configlib.check_choice("char_features", self.char_features, CHAR_FEATURES)
-        configlib.check_choice("bigrams", self.bigrams, BIGRAMS)
+        configlib.check_choice("bigrams", self.bigrams, SWITCH)
+        configlib.check_choice("case_features", self.case_features, SWITCH)
+        configlib.check_range("char_dropout", self.char_dropout, 0.0, 0.9)
         configlib.check_range("valid_fraction", self.valid_fraction, 0.01, 0.5)
         configlib.check_range("unk_replace", self.unk_replace, 0.0, 1.0)
         configlib.check_range("max_minutes", self.max_minutes, 0.0)
-        for name in ("embedding_dim", "char_embedding_dim", "char_filters", "char_width",
+        for name in ("embedding_dim", "case_embedding_dim", "char_embedding_dim", "char_filters", "char_width",
                      "max_word_length", "bigram_embedding_dim", "bigram_min_count"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -97,6 +106,28 @@ def word_key(token: str, lowercase: bool) -> str:
     return _DIGIT.sub("0", token.lower() if lowercase else token)
 
 
+# Word shapes: what lowercasing the word ids hides (0 is padding).
+SHAPES = ("<pad>", "lower", "Capitalised", "UPPER", "mIxed", "digits", "has digit", "other")
+
+
+def word_shape(token: str) -> int:
+    """The index in SHAPES of a token's casing class."""
+    if token.isdigit():
+        return 5
+    if any(ch.isdigit() for ch in token):
+        return 6
+    letters = [ch for ch in token if ch.isalpha()]
+    if not letters:
+        return 7
+    if all(ch.islower() for ch in letters):
+        return 1
+    if all(ch.isupper() for ch in letters):
+        return 3
+    if letters[0].isupper() and all(ch.islower() for ch in letters[1:]):
+        return 2
+    return 4
+
+
 def is_char_level(token_lists: Iterable[Sequence[str]]) -> bool:
     """Whether tokens are single characters (Chinese corpora), judged on 90% of them."""
     lengths = [len(tok) for toks in token_lists for tok in toks]
@@ -104,14 +135,19 @@ def is_char_level(token_lists: Iterable[Sequence[str]]) -> bool:
 
 
 class Preprocessor:
-    """Tokens -> word ids (+ character ids), tags <-> tag ids. Pure Python; saved as JSON."""
+    """Tokens -> word ids (+ character ids), tags <-> tag ids. Pure Python; saved as JSON.
+
+    `scheme` is the data's; the model may learn the same entities in another scheme
+    (`model_scheme`, whose tags `tags` are), converted on the way in and out."""
 
     def __init__(self, scheme: str, tags: Sequence[str], vocab: text.Vocabulary,
                  chars: text.Vocabulary | None, tokenizer: str, lowercase: bool,
-                 max_word_length: int, bigrams: text.Vocabulary | None = None):
+                 max_word_length: int, bigrams: text.Vocabulary | None = None,
+                 shapes: bool = False, model_scheme: str | None = None):
         self.scheme, self.tags = scheme, list(tags)
+        self.model_scheme = model_scheme or scheme
         self.tag_index = {tag: i for i, tag in enumerate(self.tags)}
-        self.vocab, self.chars, self.bigrams = vocab, chars, bigrams
+        self.vocab, self.chars, self.bigrams, self.shapes = vocab, chars, bigrams, shapes
         self.tokenizer, self.lowercase, self.max_word_length = tokenizer, lowercase, \
             max_word_length
 
@@ -128,10 +164,12 @@ class Preprocessor:
             tokenizer = "char" if char_level else "auto"
         use_chars = config.char_features == "cnn" or (config.char_features == "auto"
                                                        and not char_level)
+        model_scheme = (scheme if config.model_scheme == "same"
+                        else schemes.canonical(config.model_scheme))
         pre = cls(scheme, schemes.tag_set(schemes.entity_types(s.tags for s in sentences),
-                                          scheme),
+                                          model_scheme),
                   text.Vocabulary([text.Vocabulary.PAD, text.Vocabulary.UNK]), None, tokenizer,
-                  config.lowercase, config.max_word_length)
+                  config.lowercase, config.max_word_length, model_scheme=model_scheme)
         keys = [[pre.word_key(t) for t in toks] for toks in token_lists]
         vocab = text.Vocabulary.build(keys, config.min_count, config.max_vocab)
         if extra_words:  # pretrained words not seen in training, up to max_vocab
@@ -142,14 +180,17 @@ class Preprocessor:
         if use_chars:
             pre.chars = text.Vocabulary.build(
                 [list(text.normalize(t)) for toks in token_lists for t in toks])
+        pre.shapes = config.case_features == "on" or (config.case_features == "auto"
+                                                      and not char_level)
         if config.bigrams == "on" or (config.bigrams == "auto" and char_level):
             pre.bigrams = text.Vocabulary.build([pre.bigram_keys(toks) for toks in token_lists],
                                                 config.bigram_min_count, config.max_vocab)
-        log.info("%s scheme, %d tags, vocabulary %s words, %s, %s, raw text tokenizer %s",
-                 scheme.upper(), len(pre.tags), f"{len(vocab):,}",
+        log.info("%s scheme, %d %s tags, vocabulary %s words, %s, %s, %s, raw text tokenizer %s",
+                 scheme.upper(), len(pre.tags), model_scheme.upper(), f"{len(vocab):,}",
                  f"char CNN over {len(pre.chars):,} characters" if pre.chars
                  else "no character features",
-                 f"{len(pre.bigrams):,} bigrams" if pre.bigrams else "no bigrams", tokenizer)
+                 f"{len(pre.bigrams):,} bigrams" if pre.bigrams else "no bigrams",
+                 "word shapes" if pre.shapes else "no word shapes", tokenizer)
         return pre
 
     def bigram_keys(self, tokens: Sequence[str]) -> list[str]:
@@ -166,18 +207,28 @@ class Preprocessor:
                              for t in toks] for toks in token_lists]
         if self.bigrams is not None:
             out["bigrams"] = [self.bigrams.encode(self.bigram_keys(toks)) for toks in token_lists]
+        if self.shapes:
+            out["shapes"] = [[word_shape(t) for t in toks] for toks in token_lists]
         return out
 
     def encode_tags(self, tag_lists: Iterable[Sequence[str]]) -> list[list[int]]:
-        """Tag ids; a tag of an entity type unseen in training counts as O."""
-        return [[self.tag_index.get(tag, 0) for tag in tags] for tags in tag_lists]
+        """Tag ids of the data's tags; a tag of an entity type unseen in training counts
+        as O."""
+        return [[self.tag_index.get(tag, 0)
+                 for tag in schemes.convert(tags, self.scheme, self.model_scheme)]
+                for tags in tag_lists]
+
+    def decode_tags(self, ids: Iterable[int]) -> list[str]:
+        """Tag ids -> the data's tags."""
+        return schemes.convert([self.tags[i] for i in ids], self.model_scheme, self.scheme)
 
     def to_json(self) -> dict:
-        return {"scheme": self.scheme, "tags": self.tags, "tokenizer": self.tokenizer,
+        return {"scheme": self.scheme, "model_scheme": self.model_scheme, "tags": self.tags, "tokenizer": self.tokenizer,
                 "lowercase": self.lowercase, "max_word_length": self.max_word_length,
                 "vocab": self.vocab.to_json(),
                 "chars": self.chars.to_json() if self.chars is not None else None,
-                "bigrams": self.bigrams.to_json() if self.bigrams is not None else None}
+                "bigrams": self.bigrams.to_json() if self.bigrams is not None else None,
+                "shapes": self.shapes}
 
     @classmethod
     def from_json(cls, data: dict) -> "Preprocessor":
@@ -185,7 +236,7 @@ class Preprocessor:
                           for k in ("chars", "bigrams"))
         return cls(data["scheme"], data["tags"], text.Vocabulary.from_json(data["vocab"]),
                    chars, data["tokenizer"], data["lowercase"], data["max_word_length"],
-                   bigrams)
+                   bigrams, data.get("shapes", False), data.get("model_scheme"))
 
 
 def check_tags(sentences: Sequence[io.Sentence], scheme: str, path: str) -> None:
@@ -271,6 +322,8 @@ def build_network(config: Config, pre: Preprocessor):
         inputs["chars"] = chars
         c = keras.layers.Embedding(len(pre.chars), config.char_embedding_dim,
                                    name="char_embedding")(chars)  # (b, t, c, cdim)
+        if config.char_dropout > 0:
+            c = keras.layers.Dropout(config.char_dropout, name="char_dropout")(c)
         c = keras.layers.Conv2D(config.char_filters, (1, config.char_width), padding="same",
                                 activation="tanh", name="char_cnn")(c)  # (b, t, c, filters)
         c = CharPool(name="char_pool")([c, chars])  # (batch, time, filters)
@@ -281,6 +334,12 @@ def build_network(config: Config, pre: Preprocessor):
         b = keras.layers.Embedding(len(pre.bigrams), config.bigram_embedding_dim,
                                    name="bigram_embedding")(bigrams)  # (batch, time, bdim)
         x = keras.layers.Concatenate(name="token_features")([x, b])
+    if pre.shapes:
+        shapes = keras.Input(shape=(None,), dtype="int32", name="shapes")  # (batch, time)
+        inputs["shapes"] = shapes
+        s = keras.layers.Embedding(len(SHAPES), config.case_embedding_dim,
+                                   name="shape_embedding")(shapes)  # (batch, time, sdim)
+        x = keras.layers.Concatenate(name="shape_features")([x, s])
     if config.dropout > 0:
         x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
     x, _ = apply_backbone(x, BackboneSpec.from_config(config), return_sequences=True)
@@ -359,7 +418,7 @@ def predict_tags(model: keras.Model, pre: Preprocessor, token_lists: Sequence[Se
     if filled:
         inputs = pre.inputs([token_lists[i] for i in filled])
         for i, scores in zip(filled, predict_padded(model, inputs, batch_size)):
-            out[i] = [pre.tags[j] for j in np.argmax(scores, axis=-1)]
+            out[i] = pre.decode_tags(np.argmax(scores, axis=-1))
     return out
 
 
