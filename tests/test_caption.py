@@ -140,10 +140,13 @@ def test_missing_and_corrupt_images(tmp_path, caplog):
         images.load_captioned(data, tmp_path / "images", 16, skip_bad=False)
     logger = logging.getLogger("seqkit")
     logger.addHandler(caplog.handler)
+    level = logger.level  # a quiet (-q) command run earlier in the session may have raised it
+    logger.setLevel(logging.INFO)
     try:
         array, kept = images.load_captioned(data, tmp_path / "images", 16, skip_bad=True)
     finally:
         logger.removeHandler(caplog.handler)
+        logger.setLevel(level)
     assert array.shape == (3, 16, 16, 3) and array.dtype == np.uint8
     assert kept.names == data.names[:3] and kept.rows == 6
     assert "skipped 2 bad images" in caplog.text
