@@ -44,6 +44,7 @@ class TrainSpec:
     max_minutes: float = 0.0  # stop after the epoch that passes this many minutes; 0: no limit
     lr_decay: float = 1.0  # 1: off; see lr_decay_after
     lr_decay_after: int = 0  # 0: decay after an epoch with no better monitor; N: every epoch after N
+    ema: float = 0.0  # > 0: validate and keep a moving average of the weights, this momentum
 
     @classmethod
     def from_config(cls, config) -> "TrainSpec":
@@ -61,6 +62,8 @@ class TrainSpec:
             raise ConfigError(f"max_minutes must be >= 0, got {self.max_minutes}")
         if not 0 < self.lr_decay <= 1:
             raise ConfigError(f"lr_decay must be in (0, 1] (1 turns it off), got {self.lr_decay}")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"ema must be in [0, 1) (0 turns it off), got {self.ema}")
         if self.lr_decay_after < 0:
             raise ConfigError(f"lr_decay_after must be >= 0, got {self.lr_decay_after}")
 
@@ -74,7 +77,8 @@ def make_optimizer(spec: TrainSpec) -> keras.optimizers.Optimizer:
     # Clipping guards RNNs against exploding gradients; 0 turns it off. Keras clips each
     # weight's gradient on its own (the recipes' figures were measured so), not the global norm.
     return keras.optimizers.Adam(learning_rate=spec.learning_rate,
-                                 clipnorm=spec.clipnorm if spec.clipnorm > 0 else None)
+                                 clipnorm=spec.clipnorm if spec.clipnorm > 0 else None,
+                                 use_ema=spec.ema > 0, ema_momentum=spec.ema or 0.99)
 
 
 def pad(seqs: Sequence[Sequence[int]], length: int | None = None, value: int = 0,
@@ -371,6 +375,17 @@ class _Checkpoint(keras.callbacks.Callback):
                 lambda p: Path(p).write_text(json.dumps(state, indent=1)))
 
 
+class _SwapAverage(keras.callbacks.SwapEMAWeights):
+    """Puts the averaged weights in the model from each epoch's end (for the scores, early
+    stopping and checkpoints) to the next epoch's start. A checkpoint therefore holds the
+    average in the model and the raw weights in the optimizer, so a resumed run starts
+    with them swapped."""
+
+    def __init__(self, resumed: bool):
+        super().__init__(swap_on_epoch=True)
+        self._ema_weights_in_model = resumed  # Keras's flag: swap back before the next epoch
+
+
 def _as_float(value):
     return None if value is None else float(value)
 
@@ -418,9 +433,13 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
         model = keras.saving.load_model(directory / LAST, custom_objects=custom_objects)
         current = model.get_weights()
         if (directory / BEST).exists():
+            # a weights file holds the optimizer's variables too: keep the last epoch's
+            optimizer_state = [np.array(v) for v in model.optimizer.variables]
             model.load_weights(directory / BEST)
             best_weights = model.get_weights()
             model.set_weights(current)
+            for variable, value in zip(model.optimizer.variables, optimizer_state):
+                variable.assign(value)
         history, initial_epoch = saved["history"], saved["epochs_done"]
         if "learning_rate" in saved:
             model.optimizer.learning_rate = saved["learning_rate"]
@@ -432,6 +451,8 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
     plateau = next((c for c in decay if isinstance(c, _ResumablePlateau)), None)
     callbacks = [*callbacks, *decay, _EpochLog(spec.epochs, train.tokens), stopper,
                  _Checkpoint(directory, stopper, history, plateau)]
+    if spec.ema > 0:  # first, so that every other callback sees the averaged weights
+        callbacks.insert(0, _SwapAverage(resumed=saved is not None))
     if spec.max_minutes > 0:
         callbacks.append(TimeLimit(spec.max_minutes))
     train.epoch = valid_epoch = initial_epoch

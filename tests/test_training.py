@@ -140,3 +140,56 @@ def test_lr_decay_cuts_the_rate_after_an_epoch_without_a_better_monitor(tmp_path
                      mode="min")
     assert [h["learning_rate"] for h in summary["history"]] == pytest.approx(
         [0.01, 0.01, 0.005, 0.0025])
+
+
+def test_weight_average_is_what_is_scored_kept_and_resumed(tmp_path, monkeypatch):
+    import keras
+
+    from seqkit.training import Batches, TrainSpec, fit, make_optimizer
+
+    class Watch(keras.callbacks.Callback):
+        """Raw weights after every step; what the callbacks see at each epoch's end."""
+
+        def __init__(self):
+            super().__init__()
+            self.steps, self.ends = [], []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps.append(self.model.get_weights()[0].copy())
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.ends.append(self.model.get_weights()[0].copy())
+            logs["score"] = -epoch  # never better: the first epoch stays the best
+
+    seqs = [[1, 2, 3], [3, 2, 1], [2, 2, 3], [1, 1, 1]] * 2
+    batches = Batches({"x": seqs, "y": [0, 1] * 4}, [3] * 8, 4, lambda b: (b["x"], b["y"]))
+
+    def run(directory, resume=False, model=None):
+        keras.utils.set_random_seed(3)
+        if model is None:
+            inputs = keras.Input(shape=(None,), dtype="int32")
+            h = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(4, 2)(inputs))
+            model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(h))
+        spec = TrainSpec(epochs=3, batch_size=4, learning_rate=0.1, patience=5, ema=0.5)
+        model.compile(make_optimizer(spec), "sparse_categorical_crossentropy")
+        watch = Watch()
+        model, _ = fit(model, batches, None, spec, directory, monitor="score", mode="max",
+                       resume=resume, callbacks=[watch])
+        return model, watch
+
+    model, watch = run(tmp_path / "straight")
+    average = watch.steps[0]
+    for w in watch.steps[1:2]:
+        average = 0.5 * average + 0.5 * w
+    np.testing.assert_allclose(watch.ends[0], average, rtol=1e-5)  # epoch 1: steps 1-2
+    assert not np.allclose(watch.ends[0], watch.steps[1])  # not the raw weights
+    np.testing.assert_allclose(model.get_weights()[0], watch.ends[0])  # the best epoch's
+
+    undo = interrupt_after_epoch(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "killed")
+    undo()
+    _, resumed = run(tmp_path / "killed", resume=True)
+    np.testing.assert_allclose(resumed.ends[-1], watch.ends[-1], rtol=1e-5)
+    with pytest.raises(ConfigError, match="ema"):
+        TrainSpec(ema=1.0).validate()

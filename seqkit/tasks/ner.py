@@ -71,6 +71,7 @@ class Config:
     learning_rate: float = 0.002
     lr_decay: float = 0.5  # halve the rate after an epoch without a better validation F1
     clipnorm: float = 5.0
+    ema: float = 0.0  # > 0: score and keep a moving average of the weights (momentum)
     patience: int = 4
     seed: int = 42
 
