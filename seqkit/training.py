@@ -314,7 +314,25 @@ class TimeLimit(keras.callbacks.Callback):
                      "validation", self.seconds / 60)
 
 
-class _ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+class _CountsOnceMoved:
+    """Epochs count as "no better" only once the monitor has moved from its first value.
+
+    A tagger's entity F1 stays exactly 0 for the first epochs on a small set while it still
+    learns to predict anything but O; counting those epochs halved the rate and stopped
+    training before it began. Ties with the best count as improvements until the value first
+    changes. A monitor that moves from the start (a loss) is unaffected."""
+
+    moved = False
+
+    def _is_improvement(self, monitor_value, reference_value):
+        if reference_value is not None and monitor_value != reference_value:
+            self.moved = True
+        if not self.moved and reference_value is not None:
+            return True
+        return super()._is_improvement(monitor_value, reference_value)
+
+
+class _ResumableEarlyStopping(_CountsOnceMoved, keras.callbacks.EarlyStopping):
     """EarlyStopping whose counters and best weights survive a restart."""
 
     def __init__(self, saved: dict | None = None, best_weights: list | None = None, **kwargs):
@@ -328,9 +346,10 @@ class _ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             self.best = self._saved["best"]
             self.best_epoch = self._saved["best_epoch"]
             self.best_weights = self._saved_weights
+            self.moved = self._saved.get("moved", True)
 
 
-class _ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
+class _ResumablePlateau(_CountsOnceMoved, keras.callbacks.ReduceLROnPlateau):
     """ReduceLROnPlateau whose best value and counters survive a restart, so the first
     epoch after --resume is compared with the best before it, not with nothing."""
 
@@ -343,10 +362,11 @@ class _ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
         if self._saved:
             self.best = self._saved["best"]
             self.wait, self.cooldown_counter = self._saved["wait"], self._saved["cooldown"]
+            self.moved = self._saved.get("moved", True)
 
     def state(self) -> dict:
         return {"best": _as_float(self.best), "wait": self.wait,
-                "cooldown": self.cooldown_counter}
+                "cooldown": self.cooldown_counter, "moved": self.moved}
 
 
 class _Checkpoint(keras.callbacks.Callback):
@@ -366,6 +386,7 @@ class _Checkpoint(keras.callbacks.Callback):
         _atomic(self.directory / LAST, self.model.save)
         state = {"epochs_done": epoch + 1, "wait": self.stopper.wait,
                  "best": _as_float(self.stopper.best), "best_epoch": self.stopper.best_epoch,
+                 "moved": self.stopper.moved,
                  "history": self.history,
                  # Keras saves the optimizer with its initial rate, not a decayed one
                  "learning_rate": float(self.model.optimizer.learning_rate)}

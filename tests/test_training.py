@@ -18,6 +18,15 @@ def small_config(**extra):
     return configlib.resolve(sentiment.Config, None, options)
 
 
+def tiny_classifier():
+    """Token ids -> mean of 2-d embeddings -> 2 classes: enough to drive the fit loop."""
+    import keras
+
+    inputs = keras.Input(shape=(None,), dtype="int32")
+    h = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(4, 2)(inputs))
+    return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(h))
+
+
 def test_killed_run_resumes_to_the_same_result(data_dir, tmp_path, monkeypatch):
     from seqkit.tasks import sentiment
 
@@ -104,13 +113,11 @@ def test_lr_decay_cuts_the_rate_after_an_epoch_without_a_better_monitor(tmp_path
 
     class FlatScore(keras.callbacks.Callback):  # a monitored score that never improves
         def on_epoch_end(self, epoch, logs=None):
-            logs["val_score"] = 0.5
+            logs["val_score"] = 0.5 if epoch == 0 else 0.4
 
     seqs = [[1, 2, 3]] * 8
     batches = Batches({"x": seqs, "y": [0, 1] * 4}, [3] * 8, 4, lambda b: (b["x"], b["y"]))
-    inputs = keras.Input(shape=(None,), dtype="int32")
-    h = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(4, 2)(inputs))
-    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(h))
+    model = tiny_classifier()
     spec = TrainSpec(epochs=3, batch_size=4, learning_rate=0.01, patience=5, lr_decay=0.5)
     model.compile(make_optimizer(spec), "sparse_categorical_crossentropy")
     model, _ = fit(model, batches, batches, spec, tmp_path, monitor="val_score", mode="max",
@@ -142,6 +149,46 @@ def test_lr_decay_cuts_the_rate_after_an_epoch_without_a_better_monitor(tmp_path
         [0.01, 0.01, 0.005, 0.0025])
 
 
+def test_epochs_count_only_once_the_monitor_has_moved(tmp_path, monkeypatch):
+    """A tagger's F1 stays 0.0 while it learns to predict anything but O: those epochs
+    neither cut the rate nor use up the patience."""
+    import keras
+
+    from seqkit.training import Batches, TrainSpec, fit, make_optimizer
+
+    scores = [0.0, 0.0, 0.0, 0.3, 0.2, 0.2]
+
+    class LateScore(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_f1"] = scores[epoch]
+
+    seqs = [[1, 2, 3]] * 8
+    batches = Batches({"x": seqs, "y": [0, 1] * 4}, [3] * 8, 4, lambda b: (b["x"], b["y"]))
+    model = tiny_classifier()
+    spec = TrainSpec(epochs=6, batch_size=4, learning_rate=0.01, patience=1, lr_decay=0.5)
+
+    def run(directory, resume=False):
+        model.compile(make_optimizer(spec), "sparse_categorical_crossentropy")
+        return fit(model, batches, batches, spec, directory, monitor="val_f1", mode="max",
+                   resume=resume, callbacks=[LateScore()])
+
+    trained, summary = run(tmp_path / "straight")
+    # full rate through the flat start (history logs each epoch's rate); epoch 5 is worse
+    # than epoch 4: the rate is halved and, with patience 1, training stops
+    assert [h["learning_rate"] for h in summary["history"]] == pytest.approx([0.01] * 5)
+    assert float(trained.optimizer.learning_rate) == pytest.approx(0.005)
+    assert summary["best_epoch"] == 4
+
+    # killed inside the flat start, the resumed run still treats it as flat
+    undo = interrupt_after_epoch(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "killed")
+    undo()
+    trained, resumed = run(tmp_path / "killed", resume=True)
+    assert [h["learning_rate"] for h in resumed["history"]] == pytest.approx([0.01] * 5)
+    assert float(trained.optimizer.learning_rate) == pytest.approx(0.005)
+
+
 def test_weight_average_is_what_is_scored_kept_and_resumed(tmp_path, monkeypatch):
     import keras
 
@@ -167,9 +214,7 @@ def test_weight_average_is_what_is_scored_kept_and_resumed(tmp_path, monkeypatch
     def run(directory, resume=False, model=None):
         keras.utils.set_random_seed(3)
         if model is None:
-            inputs = keras.Input(shape=(None,), dtype="int32")
-            h = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(4, 2)(inputs))
-            model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(h))
+            model = tiny_classifier()
         spec = TrainSpec(epochs=3, batch_size=4, learning_rate=0.1, patience=5, ema=0.5)
         model.compile(make_optimizer(spec), "sparse_categorical_crossentropy")
         watch = Watch()
