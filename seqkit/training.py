@@ -224,10 +224,14 @@ class Windows:
     [0, length) and visits the windows in a new order, so no token is always first in its
     window; the window count stays the same every epoch. Without shuffle, windows start at
     token 0 and run in order. A stream shorter than two windows makes one shorter window.
+
+    With shuffle, an epoch covers at least `min_tokens` tokens: a shorter stream is gone
+    through several times, each pass at its own offset, so that a schedule counted in
+    epochs gives a small text as many steps as a large one.
     """
 
     def __init__(self, stream: Sequence[int], length: int, batch_size: int,
-                 shuffle: bool = True, seed: int = 0):
+                 shuffle: bool = True, seed: int = 0, min_tokens: int = 0):
         self.stream = np.asarray(stream, dtype=np.int32)
         span = len(self.stream) - 1  # tokens that can be predicted
         if span < 1:
@@ -237,23 +241,29 @@ class Windows:
         # with a moving offset the last window must still fit when the offset is length - 1
         self.count = (span - self.length + 1) // self.length if self.shifting else \
             span // self.length
+        self.passes = max(1, math.ceil(min_tokens / (self.count * self.length))) \
+            if shuffle else 1
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.epoch = 0
 
     def __len__(self) -> int:
-        return math.ceil(self.count / self.batch_size)
+        return math.ceil(self.count * self.passes / self.batch_size)
 
     @property
     def tokens(self) -> int:
-        return self.count * self.length
+        return self.count * self.length * self.passes
 
     def batch_starts(self, epoch: int) -> list[np.ndarray]:
         rng = np.random.default_rng([self.seed, epoch])
-        offset = int(rng.integers(self.length)) if self.shifting else 0
-        starts = offset + self.length * np.arange(self.count)
-        if self.shuffle:
-            starts = starts[rng.permutation(self.count)]
-        return [starts[i:i + self.batch_size] for i in range(0, self.count, self.batch_size)]
+        passes = []
+        for _ in range(self.passes):
+            offset = int(rng.integers(self.length)) if self.shifting else 0
+            starts = offset + self.length * np.arange(self.count)
+            if self.shuffle:
+                starts = starts[rng.permutation(self.count)]
+            passes.append(starts)
+        starts = np.concatenate(passes)
+        return [starts[i:i + self.batch_size] for i in range(0, len(starts), self.batch_size)]
 
     def make_batch(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         index = starts[:, None] + np.arange(self.length)  # (batch, length)

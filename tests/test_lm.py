@@ -107,6 +107,22 @@ def test_training_windows_shift_by_one_and_move_each_epoch():
     assert len(firsts) > 1  # the cut points move between epochs
 
 
+def test_a_short_stream_is_read_several_times_per_epoch():
+    from seqkit.training import Windows
+
+    w = Windows(np.arange(103), length=10, batch_size=4, shuffle=True, seed=0, min_tokens=250)
+    assert w.passes == 3 and w.tokens == 270 and len(w) == 7  # 27 windows of 10
+    starts = np.concatenate(w.batch_starts(0))
+    assert len(starts) == 27
+    for one_pass in starts.reshape(3, 9):  # each pass: the 9 contiguous windows at an offset
+        ordered = np.sort(one_pass)
+        assert np.diff(ordered).tolist() == [10] * 8 and ordered[-1] + 10 <= 102
+    assert len({int(np.sort(p)[0]) for p in starts.reshape(3, 9)}) > 1
+    # a long enough stream, or validation, is read once
+    assert Windows(np.arange(103), 10, 4, min_tokens=50).passes == 1
+    assert Windows(np.arange(103), 10, 4, shuffle=False, min_tokens=250).passes == 1
+
+
 def test_validation_windows_run_in_order_and_tiny_streams_make_one_window():
     from seqkit.training import Windows
 

@@ -44,6 +44,7 @@ class Config:
     min_count: int = 1
     max_vocab: int = 50000
     sequence_length: int = 35
+    min_epoch_tokens: int = 50000
     valid_fraction: float = 0.05
     embedding_dim: int = 200
     tie_embeddings: bool = True
@@ -68,6 +69,7 @@ class Config:
         configlib.check_choice("word_tokenizer", self.word_tokenizer, WORD_TOKENIZERS)
         configlib.check_range("valid_fraction", self.valid_fraction, 0.01, 0.5)
         configlib.check_range("max_minutes", self.max_minutes, 0.0)
+        configlib.check_range("min_epoch_tokens", self.min_epoch_tokens, 0)
         if self.bidirectional:
             raise ConfigError("a language model reads left to right: bidirectional must be "
                               "false")
@@ -339,7 +341,7 @@ def train(train_path: str, out_dir: str, config: Config, *, valid_path: str | No
              "(%.1f%% unknown)", level, f"{len(pre.vocab):,}", f"{len(train_ids):,}",
              f"{len(valid_ids):,}", 100 * unknown)
     train_windows = Windows(train_ids, config.sequence_length, config.batch_size,
-                            shuffle=True, seed=config.seed)
+                            shuffle=True, seed=config.seed, min_tokens=config.min_epoch_tokens)
     valid_windows = Windows(valid_ids, config.sequence_length, config.batch_size,
                             shuffle=False)
     model = build_model(config, pre)
