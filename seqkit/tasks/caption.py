@@ -57,7 +57,7 @@ class Config:
     units: int = 256
     dropout: float = 0.3
     recurrent_dropout: float = 0.0
-    attention: str = "none"  # none (show and tell) | luong | bahdanau (over the map)
+    attention: str = "luong"  # luong | bahdanau (over the map) | none (show and tell)
     attention_units: int = 256
     word_loss: float = 0.0  # weight of the encoder's extra task: say which words the captions use
     epochs: int = 30
