@@ -413,7 +413,8 @@ def test_evaluate_json(cap_model, cap_data):
 
 
 @pytest.mark.parametrize("options, attention", [
-    ([], "none"), (["--attention"], "luong"), (["--attention", "bahdanau"], "bahdanau")])
+    ([], "luong"), (["--attention"], "luong"), (["--attention", "bahdanau"], "bahdanau"),
+    (["--attention", "none"], "none")])
 def test_attention_option_alone_means_luong(cap_data, tmp_path, cli, monkeypatch, options,
                                             attention):
     from seqkit.tasks import caption
