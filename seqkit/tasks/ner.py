@@ -67,7 +67,7 @@ class Config:
     recurrent_dropout: float = 0.0
     epochs: int = 30
     max_minutes: float = 30.0  # stop after the epoch that passes this; 0: no limit
-    batch_size: int = 16
+    batch_size: int = 8
     learning_rate: float = 0.002
     lr_decay: float = 0.5  # halve the rate after an epoch without a better validation F1
     clipnorm: float = 5.0
