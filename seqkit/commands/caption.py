@@ -64,7 +64,8 @@ def group() -> None:
 @click.option("--image-size", type=int, help="Pixels per side images are resized to.")
 @click.option("--attention", type=click.Choice(["luong", "bahdanau", "none"]),
               is_flag=False, flag_value="luong",
-              help="Attention over the spatial feature map (alone: luong; default luong); none: the map only sets the start state.")
+              help="Attention over the spatial feature map (alone, and by default: luong); "
+                   "none: the map only sets the start state.")
 @click.option("--tokenizer", type=click.Choice(["auto", "char", "whitespace",
                                                 "sentencepiece"]),
               help="Caption tokenizer (auto: CJK characters and Latin words).")
