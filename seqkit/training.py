@@ -356,7 +356,7 @@ class _ResumableEarlyStopping(_CountsOnceMoved, keras.callbacks.EarlyStopping):
             self.best = self._saved["best"]
             self.best_epoch = self._saved["best_epoch"]
             self.best_weights = self._saved_weights
-            self.moved = self._saved.get("moved", True)
+            self.moved = self._saved["moved"]
 
 
 class _ResumablePlateau(_CountsOnceMoved, keras.callbacks.ReduceLROnPlateau):
@@ -372,11 +372,11 @@ class _ResumablePlateau(_CountsOnceMoved, keras.callbacks.ReduceLROnPlateau):
         if self._saved:
             self.best = self._saved["best"]
             self.wait, self.cooldown_counter = self._saved["wait"], self._saved["cooldown"]
-            self.moved = self._saved.get("moved", True)
+            self.moved = self._saved["moved"]
 
     def state(self) -> dict:
         return {"best": _as_float(self.best), "wait": self.wait,
-                "cooldown": self.cooldown_counter, "moved": self.moved}
+                "cooldown": self.cooldown_counter}
 
 
 class _Checkpoint(keras.callbacks.Callback):
@@ -396,7 +396,6 @@ class _Checkpoint(keras.callbacks.Callback):
         _atomic(self.directory / LAST, self.model.save)
         state = {"epochs_done": epoch + 1, "wait": self.stopper.wait,
                  "best": _as_float(self.stopper.best), "best_epoch": self.stopper.best_epoch,
-                 "moved": self.stopper.moved,
                  "history": self.history,
                  # Keras saves the optimizer with its initial rate, not a decayed one
                  "learning_rate": float(self.model.optimizer.learning_rate)}
@@ -475,6 +474,11 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
         if "learning_rate" in saved:
             model.optimizer.learning_rate = saved["learning_rate"]
         log.info("resuming after epoch %d of %d", initial_epoch, spec.epochs)
+    if saved is not None:  # whether the monitor has left its first value (_CountsOnceMoved)
+        moved = len({h.get(monitor) for h in history}) > 1
+        saved = {**saved, "moved": moved}
+        if "plateau" in saved:
+            saved["plateau"] = {**saved["plateau"], "moved": moved}
     stopper = _ResumableEarlyStopping(
         saved=saved, best_weights=best_weights, monitor=monitor, mode=mode,
         patience=spec.patience, restore_best_weights=True)
