@@ -155,6 +155,7 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(encoding="utf-8")
+    runtime.owns_process = True
     sys.exit(run())
 
 

@@ -1,8 +1,11 @@
-"""Importing TensorFlow once per process, without its native start-up chatter.
+"""Importing TensorFlow once per process, and keeping its native logging off stderr.
 
-TensorFlow's C++ side writes CUDA probes and absl warnings straight to file descriptor 2
-(TF_CPP_MIN_LOG_LEVEL does not reach all of them). Unless --debug is on, fd 2 points at
-/dev/null while TensorFlow loads and looks for devices, so stderr holds only seqkit's lines.
+TensorFlow's C++ side writes CUDA probes, absl warnings and oneDNN notes straight to file
+descriptor 2, at import and later, whenever an op first runs (TF_CPP_MIN_LOG_LEVEL does not
+reach all of them). In the `seqkit` command (`owns_process`), unless --debug, fd 2 points at
+/dev/null from TensorFlow's import to the end of the process, and Python's `sys.stderr`
+writes to a copy of the real stderr: stderr holds only seqkit's own lines. Used as a library,
+the process's stderr is the caller's, so fd 2 is borrowed only while TensorFlow loads.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import sys
 # set by `seqkit --debug` (a module flag, not an environment variable, so that it does not
 # leak into child processes)
 debug = False
+# set by the `seqkit` entry point: this process is ours, and so is its fd 2
+owns_process = False
 
 
 def load_tensorflow() -> None:
@@ -25,6 +30,11 @@ def load_tensorflow() -> None:
 
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if owns_process and keep_native_logs_off_stderr():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+        return
     try:
         fd = sys.stderr.fileno()
     except (AttributeError, ValueError, OSError):  # stderr replaced (e.g. captured in tests)
@@ -40,3 +50,20 @@ def load_tensorflow() -> None:
         os.dup2(saved, fd)
         os.close(saved)
         os.close(devnull)
+
+
+def keep_native_logs_off_stderr() -> bool:
+    """Point fd 2 at /dev/null for the rest of the process and give `sys.stderr` a copy of
+    the real stderr. False (and nothing changed) when stderr is not fd 2 of this process."""
+    try:
+        if sys.stderr.fileno() != 2:
+            return False
+    except (AttributeError, ValueError, OSError):
+        return False
+    sys.stderr.flush()
+    real = os.dup(2)
+    sys.stderr = open(real, "w", encoding="utf-8", errors="backslashreplace", buffering=1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    return True

@@ -193,3 +193,29 @@ def test_train_help_offers_only_options_the_task_has(cli):
     caption = cli("caption", "train", "--help").out
     assert "--cell" in caption and "--layers" not in caption and "--bidirectional" not in caption
     assert "--layers" in cli("sentiment", "train", "--help").out
+
+
+def test_stderr_holds_only_seqkit_lines(data_dir, tmp_path):
+    """TensorFlow's C++ side logs at import and later, whenever an op or a tf.data pipeline
+    first runs; with its log level at 0 it says the most. Only --debug lets it through."""
+    import os
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"}
+    train = ("sentiment", "train", str(data_dir / "train.csv"), "--epochs", "1",
+             "--units", "4", "--set", "embedding_dim=4")
+    shown = run_subprocess("--debug", *train, "-o", str(tmp_path / "debug"), env=env)
+    lines = shown.stderr.decode().splitlines()
+    first_own = next(i for i, line in enumerate(lines) if line.startswith("seqkit: "))
+    assert shown.returncode == 0
+    # the control: native lines come after TensorFlow's import too (from tf.data)
+    assert any(not line.startswith("seqkit: ") for line in lines[first_own:]), lines
+
+    trained = run_subprocess(*train, "-o", str(tmp_path / "model"), env=env)
+    predicted = run_subprocess("sentiment", "predict", str(tmp_path / "model"),
+                               stdin="good\n", env=env)
+    for proc in (trained, predicted):
+        assert proc.returncode == 0
+        lines = proc.stderr.decode().splitlines()
+        assert all(line.startswith("seqkit: ") for line in lines), lines
+    assert trained.stderr.decode().count("seqkit: epoch 1/1") == 1
+    assert json.loads(predicted.stdout)["text"] == "good"

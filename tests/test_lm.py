@@ -39,15 +39,19 @@ def tiny_pre(level="word"):
 
 @pytest.fixture(scope="module")
 def zh_model(tmp_path_factory):
-    """A small character-level model trained once through the CLI."""
+    """A small character-level model trained once through the CLI.
+
+    An epoch is one pass over the text (min_epoch_tokens=0): at the default 50,000 tokens each
+    epoch would read this 3,900-token text 13 times, the model would reach the text's entropy
+    within the first epoch, and later epochs would differ from it only by noise."""
     from seqkit.cli import run
 
     d = tmp_path_factory.mktemp("lm")
     write_zh(d / "train.txt", n=300)
     code = run(["-q", "lm", "train", str(d / "train.txt"), "-o", str(d / "model"),
-                "--units", "32", "--set", "embedding_dim=16", "--epochs", "3",
+                "--units", "32", "--set", "embedding_dim=16", "--epochs", "5",
                 "--learning-rate", "0.02", "--sequence-length", "12", "--batch-size", "8",
-                "--seed", "3"])
+                "--set", "min_epoch_tokens=0", "--seed", "3"])
     assert code == 0
     return d / "model"
 
@@ -214,8 +218,14 @@ def test_bidirectional_is_refused(cli, tmp_path):
 # --- the command line -------------------------------------------------------------------
 def test_training_learns_and_evaluate_reports_perplexity(zh_model, tmp_path, cli):
     metrics = json.loads((zh_model / "metrics.json").read_text())
-    history = metrics["training"]["history"]
-    assert history[-1]["val_loss"] < history[0]["val_loss"]
+    history = [epoch["val_loss"] for epoch in metrics["training"]["history"]]
+    # write_zh's lines are two halves drawn from six, each fixed by its first character:
+    # 2 ln 6 nats of choice in 13 tokens is the lowest loss any model can reach on average
+    floor = 2 * math.log(6) / 13
+    # seeds 0-4 on this recipe: the excess over the floor falls to 0.13-0.35 of its first
+    # epoch's value (first epochs 1.7-2.4 nats, last 0.42-0.90)
+    assert len(history) == 5
+    assert history[-1] - floor < 0.5 * (history[0] - floor)
     test = write_zh(tmp_path / "test.txt", n=20, seed=9)
     r = cli("lm", "evaluate", zh_model, test, "--json")
     result = json.loads(r.out)
