@@ -324,83 +324,87 @@ class TimeLimit(keras.callbacks.Callback):
                      "validation", self.seconds / 60)
 
 
-class _CountsOnceMoved:
-    """Epochs count as "no better" only once the monitor has moved from its first value.
+class Monitor(keras.callbacks.Callback):
+    """Early stopping on one monitored value with the best epoch's weights restored at the
+    end, and, with `lr_decay` < 1, the learning rate cut after every epoch with no better value.
 
-    A tagger's entity F1 stays exactly 0 for the first epochs on a small set while it still
+    Its whole state is a dict of our own (`state`), saved with each checkpoint and given back
+    on --resume, rather than the undocumented attributes of Keras's EarlyStopping and
+    ReduceLROnPlateau, whose rules it follows: an epoch is better when it beats the best so
+    far; a cut needs a gain of more than PLATEAU_DELTA (ReduceLROnPlateau's min_delta, with
+    which the recipes' figures were measured), against the value at the last such gain.
+
+    Epochs count as "no better" only once the monitor has moved from its first value. A
+    tagger's entity F1 stays exactly 0 for the first epochs on a small set while it still
     learns to predict anything but O; counting those epochs halved the rate and stopped
-    training before it began. Ties with the best count as improvements until the value first
-    changes. A monitor that moves from the start (a loss) is unaffected."""
+    training before it began. Until the value first changes, ties count as improvements.
+    """
 
-    moved = False
+    PLATEAU_DELTA = 1e-4
 
-    def _is_improvement(self, monitor_value, reference_value):
-        if reference_value is not None and monitor_value != reference_value:
-            self.moved = True
-        if not self.moved and reference_value is not None:
+    def __init__(self, monitor: str, mode: str, patience: int, lr_decay: float = 1.0,
+                 state: dict | None = None, best_weights: list | None = None):
+        super().__init__()
+        self.monitor, self.patience, self.lr_decay = monitor, patience, lr_decay
+        self.sign = 1.0 if mode == "max" else -1.0
+        self.state = dict(state) if state else {
+            "best": None, "best_epoch": 0, "wait": 0, "moved": False, "plateau_best": None}
+        self.best_weights = best_weights
+
+    def _better(self, value: float, reference: float | None, delta: float = 0.0) -> bool:
+        if reference is None or not self.state["moved"]:
             return True
-        return super()._is_improvement(monitor_value, reference_value)
+        return self.sign * (value - reference) > delta
 
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        optimizer = self.model.optimizer
+        logs["learning_rate"] = float(optimizer.learning_rate)
+        if self.monitor not in logs:
+            raise ConfigError(f"the monitored value {self.monitor!r} is not among this "
+                              f"epoch's logs: {', '.join(sorted(logs))}")
+        value, state = float(logs[self.monitor]), self.state
+        if state["best"] is not None and value != state["best"]:
+            state["moved"] = True
+        if self.lr_decay < 1:
+            if self._better(value, state["plateau_best"], self.PLATEAU_DELTA):
+                state["plateau_best"] = value
+            else:
+                optimizer.learning_rate = float(optimizer.learning_rate) * self.lr_decay
+        state["wait"] += 1
+        if self._better(value, state["best"]):
+            state.update(best=value, best_epoch=epoch, wait=0)
+            self.best_weights = self.model.get_weights()
+        elif state["wait"] >= self.patience and epoch > 0:
+            self.model.stop_training = True
 
-class _ResumableEarlyStopping(_CountsOnceMoved, keras.callbacks.EarlyStopping):
-    """EarlyStopping whose counters and best weights survive a restart."""
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
 
-    def __init__(self, saved: dict | None = None, best_weights: list | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self._saved, self._saved_weights = saved, best_weights
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        if self._saved:
-            self.wait = self._saved["wait"]
-            self.best = self._saved["best"]
-            self.best_epoch = self._saved["best_epoch"]
-            self.best_weights = self._saved_weights
-            self.moved = self._saved["moved"]
-
-
-class _ResumablePlateau(_CountsOnceMoved, keras.callbacks.ReduceLROnPlateau):
-    """ReduceLROnPlateau whose best value and counters survive a restart, so the first
-    epoch after --resume is compared with the best before it, not with nothing."""
-
-    def __init__(self, saved: dict | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self._saved = saved
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        if self._saved:
-            self.best = self._saved["best"]
-            self.wait, self.cooldown_counter = self._saved["wait"], self._saved["cooldown"]
-            self.moved = self._saved["moved"]
-
-    def state(self) -> dict:
-        return {"best": _as_float(self.best), "wait": self.wait,
-                "cooldown": self.cooldown_counter}
+    @property
+    def done(self) -> bool:
+        """Patience was used up before the run was stopped."""
+        return self.state["wait"] >= self.patience and self.state["best"] is not None
 
 
 class _Checkpoint(keras.callbacks.Callback):
     """After each epoch: the best weights (when improved), the whole model with its
     optimizer state, and a small JSON state, each written to a temp name then renamed."""
 
-    def __init__(self, directory: Path, stopper: _ResumableEarlyStopping, history: list,
-                 plateau: _ResumablePlateau | None = None):
+    def __init__(self, directory: Path, monitor: Monitor, history: list):
         super().__init__()
-        self.directory, self.stopper, self.history = directory, stopper, history
-        self.plateau = plateau
+        self.directory, self.monitor, self.history = directory, monitor, history
 
     def on_epoch_end(self, epoch, logs=None):
         self.history.append({k: float(v) for k, v in (logs or {}).items()})
-        if self.stopper.best_epoch == epoch:
+        if self.monitor.state["best_epoch"] == epoch:
             _atomic(self.directory / BEST, self.model.save_weights)
         _atomic(self.directory / LAST, self.model.save)
-        state = {"epochs_done": epoch + 1, "wait": self.stopper.wait,
-                 "best": _as_float(self.stopper.best), "best_epoch": self.stopper.best_epoch,
+        state = {"epochs_done": epoch + 1, "monitor": self.monitor.state,
                  "history": self.history,
                  # Keras saves the optimizer with its initial rate, not a decayed one
                  "learning_rate": float(self.model.optimizer.learning_rate)}
-        if self.plateau is not None:
-            state["plateau"] = self.plateau.state()
         _atomic(self.directory / STATE,
                 lambda p: Path(p).write_text(json.dumps(state, indent=1)))
 
@@ -409,15 +413,21 @@ class _SwapAverage(keras.callbacks.SwapEMAWeights):
     """Puts the averaged weights in the model from each epoch's end (for the scores, early
     stopping and checkpoints) to the next epoch's start. A checkpoint therefore holds the
     average in the model and the raw weights in the optimizer, so a resumed run starts
-    with them swapped."""
+    with them swapped.
+
+    The one place seqkit relies on a Keras internal: SwapEMAWeights keeps whether the average
+    is in the model in a private flag, which a resumed run must set. If a Keras release
+    renames it, this refuses to train (and test_keras_internals_seqkit_relies_on fails)
+    rather than resuming with the weights the wrong way round."""
+
+    FLAG = "_ema_weights_in_model"
 
     def __init__(self, resumed: bool):
         super().__init__(swap_on_epoch=True)
-        self._ema_weights_in_model = resumed  # Keras's flag: swap back before the next epoch
-
-
-def _as_float(value):
-    return None if value is None else float(value)
+        if not isinstance(getattr(self, self.FLAG, None), bool):
+            raise RuntimeError(f"Keras {keras.__version__}'s SwapEMAWeights has no boolean "
+                               f"{self.FLAG}: weight averaging (ema) cannot resume")
+        setattr(self, self.FLAG, resumed)
 
 
 def _atomic(path: Path, write: Callable[[str], object]) -> None:
@@ -474,18 +484,12 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
         if "learning_rate" in saved:
             model.optimizer.learning_rate = saved["learning_rate"]
         log.info("resuming after epoch %d of %d", initial_epoch, spec.epochs)
-    if saved is not None:  # whether the monitor has left its first value (_CountsOnceMoved)
-        moved = len({h.get(monitor) for h in history}) > 1
-        saved = {**saved, "moved": moved}
-        if "plateau" in saved:
-            saved["plateau"] = {**saved["plateau"], "moved": moved}
-    stopper = _ResumableEarlyStopping(
-        saved=saved, best_weights=best_weights, monitor=monitor, mode=mode,
-        patience=spec.patience, restore_best_weights=True)
-    decay = _lr_decay(spec, monitor, mode, (saved or {}).get("plateau"))
-    plateau = next((c for c in decay if isinstance(c, _ResumablePlateau)), None)
-    callbacks = [*callbacks, *decay, _EpochLog(spec.epochs, train.tokens), stopper,
-                 _Checkpoint(directory, stopper, history, plateau)]
+    on_plateau = spec.lr_decay < 1 and spec.lr_decay_after == 0
+    watcher = Monitor(monitor, mode, spec.patience, spec.lr_decay if on_plateau else 1.0,
+                      state=_monitor_state(saved, history, monitor), best_weights=best_weights)
+    schedule = [_lr_schedule(spec)] if spec.lr_decay < 1 and not on_plateau else []
+    callbacks = [*callbacks, *schedule, watcher, _EpochLog(spec.epochs, train.tokens),
+                 _Checkpoint(directory, watcher, history)]
     if spec.ema > 0:  # first, so that every other callback sees the averaged weights
         callbacks.insert(0, _SwapAverage(resumed=saved is not None))
     if spec.max_minutes > 0:
@@ -493,7 +497,7 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
     train.epoch = valid_epoch = initial_epoch
     if valid is not None:
         valid.epoch = valid_epoch
-    done_early = saved is not None and saved["wait"] >= spec.patience
+    done_early = saved is not None and watcher.done
     start = time.perf_counter()
     if initial_epoch < spec.epochs and not done_early:
         try:
@@ -512,9 +516,9 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
     epochs_run = len(history) - initial_epoch
     summary = {
         "epochs": len(history),
-        "best_epoch": stopper.best_epoch + 1,
+        "best_epoch": watcher.state["best_epoch"] + 1,
         "monitor": monitor,
-        "best": _as_float(stopper.best),
+        "best": watcher.state["best"],
         "train_seconds": round(seconds, 2),
         "train_tokens": train.tokens,
         "train_tokens_per_second": round(train.tokens * epochs_run / seconds, 1)
@@ -524,20 +528,24 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
     return model, summary
 
 
-def _lr_decay(spec: TrainSpec, monitor: str, mode: str, saved: dict | None = None
-              ) -> list[keras.callbacks.Callback]:
-    """The learning-rate decay callback, if any. A fixed schedule (every epoch after
-    lr_decay_after, as Zaremba et al. anneal their LSTM LMs) depends only on the epoch
-    number, so a resumed run follows it exactly."""
-    if spec.lr_decay >= 1:
-        return []
-    if spec.lr_decay_after > 0:
-        def rate(epoch: int, lr: float) -> float:  # epoch counts from 0
-            return spec.learning_rate * spec.lr_decay ** max(0, epoch + 1 - spec.lr_decay_after)
-        return [keras.callbacks.LearningRateScheduler(rate)]
-    # after the task's callbacks in the list, so it can watch the metrics they log
-    return [_ResumablePlateau(saved, monitor=monitor, mode=mode, factor=spec.lr_decay,
-                              patience=0, verbose=0)]
+def _lr_schedule(spec: TrainSpec) -> keras.callbacks.Callback:
+    """Times lr_decay every epoch after lr_decay_after, as Zaremba et al. anneal their LSTM
+    LMs; it depends only on the epoch number, so a resumed run follows it exactly."""
+    def rate(epoch: int, lr: float) -> float:  # epoch counts from 0
+        return spec.learning_rate * spec.lr_decay ** max(0, epoch + 1 - spec.lr_decay_after)
+    return keras.callbacks.LearningRateScheduler(rate)
+
+
+def _monitor_state(saved: dict | None, history: list, monitor: str) -> dict | None:
+    """The Monitor's state from a checkpoint's state.json (also one written before the
+    Monitor existed, by EarlyStopping and ReduceLROnPlateau)."""
+    if saved is None:
+        return None
+    if "monitor" in saved:
+        return saved["monitor"]
+    return {"best": saved["best"], "best_epoch": saved["best_epoch"], "wait": saved["wait"],
+            "moved": len({h.get(monitor) for h in history}) > 1,
+            "plateau_best": saved.get("plateau", {}).get("best")}
 
 
 def predict_padded(model: keras.Model, seqs: Sequence[Sequence[int]] | dict[str, Sequence],

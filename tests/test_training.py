@@ -238,3 +238,58 @@ def test_weight_average_is_what_is_scored_kept_and_resumed(tmp_path, monkeypatch
     np.testing.assert_allclose(resumed.ends[-1], watch.ends[-1], rtol=1e-5)
     with pytest.raises(ConfigError, match="ema"):
         TrainSpec(ema=1.0).validate()
+
+
+def test_keras_internals_seqkit_relies_on():
+    """training._SwapAverage sets SwapEMAWeights's private `_ema_weights_in_model` so that a
+    resumed run swaps the average out before its first epoch: if this fails, a Keras
+    release renamed it, and `ema` runs can no longer resume."""
+    import keras
+
+    from seqkit.training import _SwapAverage
+
+    probe = keras.callbacks.SwapEMAWeights(swap_on_epoch=True)
+    assert getattr(probe, "_ema_weights_in_model", None) is False, keras.__version__
+    assert _SwapAverage(resumed=True)._ema_weights_in_model is True
+    assert _SwapAverage(resumed=False)._ema_weights_in_model is False
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+def test_monitor_follows_keras_early_stopping_and_plateau(mode):
+    """Monitor keeps its state itself but follows the rules of Keras's EarlyStopping
+    (restore_best_weights) and ReduceLROnPlateau (patience 0), whose behaviour the recipes'
+    figures were measured with: fed the same values, both stop at the same epoch, keep the
+    same best epoch and cut the rate at the same epochs. Ties and gains below the plateau's
+    min_delta included; the first two values differ, so the flat-start rule does not apply."""
+    import keras
+
+    from seqkit.training import Monitor
+
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        values = [float(v) for v in rng.choice([0.5, 0.51, 0.52, 0.52005, 0.6], size=12)]
+        values[1] = values[0] + 0.01
+        patience = int(rng.integers(1, 4))
+        runs = []
+        for callbacks in ([Monitor("val_x", mode, patience, lr_decay=0.5)],
+                          [keras.callbacks.ReduceLROnPlateau("val_x", factor=0.5, patience=0,
+                                                             mode=mode),
+                           keras.callbacks.EarlyStopping("val_x", patience=patience, mode=mode,
+                                                         restore_best_weights=True)]):
+            model = tiny_classifier()
+            model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+            for c in callbacks:
+                c.set_model(model)
+                c.on_train_begin()
+            rates, epoch = [], 0
+            for epoch, value in enumerate(values):
+                model.set_weights([np.full_like(w, epoch) for w in model.get_weights()])
+                for c in callbacks:
+                    c.on_epoch_end(epoch, {"val_x": value})
+                rates.append(float(model.optimizer.learning_rate))
+                if model.stop_training:
+                    break
+            for c in callbacks:
+                c.on_train_end()
+            runs.append((epoch, rates, float(model.get_weights()[0].flat[0])))
+        assert runs[0] == runs[1], (values, patience)
