@@ -7,39 +7,31 @@ optionally bidirectional, with dropout between layers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import keras
 from keras import ops
 
-from seqkit.config import check_choice, check_range
+from seqkit import choices
+from seqkit.config import Recurrent, Stack
 from seqkit.errors import ConfigError
 
-CELLS = ("simple_rnn", "gru", "lstm")
+CELLS = choices.CELLS
 _LAYERS = {"simple_rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU,
            "lstm": keras.layers.LSTM}
 
 
 @dataclass
-class BackboneSpec:
-    cell: str = "lstm"
-    units: int = 128
-    layers: int = 1
+class BackboneSpec(Stack, Recurrent):
+    """The backbone's keys (config.Recurrent and config.Stack), taken from a task's Config."""
     bidirectional: bool = False
-    dropout: float = 0.0
-    recurrent_dropout: float = 0.0
-
-    def validate(self) -> None:
-        check_choice("cell", self.cell, CELLS)
-        if self.units < 1 or self.layers < 1:
-            raise ConfigError(f"units and layers must be >= 1, got {self.units} and {self.layers}")
-        check_range("dropout", self.dropout, 0.0, 0.95)
-        check_range("recurrent_dropout", self.recurrent_dropout, 0.0, 0.95)
 
     @classmethod
     def from_config(cls, config) -> "BackboneSpec":
-        """Take the backbone fields from a task Config that has fields of the same names."""
-        return cls(**{f: getattr(config, f) for f in cls.__dataclass_fields__})
+        """Take the backbone fields from a task Config (one without Stack keys: one layer,
+        one direction)."""
+        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)
+                      if hasattr(config, f.name)})
 
     @property
     def state_count(self) -> int:

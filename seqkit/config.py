@@ -5,6 +5,9 @@ an optional `[seqkit]` table (written into every model directory) names the task
 `--config MODEL_DIR/config.toml` re-runs a training with the same settings.
 
     seqkit sentiment train data/sentiment_en.tsv -o model --config tasks/sentiment.toml --set units=64
+
+The keys every task shares are declared once here (Recurrent, Stack, Training); a task's
+Config inherits them and redeclares only a default it changes.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from seqkit import choices
 from seqkit.errors import ConfigError
 
 META_TABLE = "seqkit"
@@ -173,3 +177,78 @@ def check_range(name: str, value: float, low: float | None = None, high: float |
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
         raise ConfigError(f"{name} must be in {bounds}, got {value!r}")
+
+
+class _Validated:
+    """Each shared part checks its own keys, then hands on to the next part in the MRO."""
+
+    def validate(self) -> None:
+        pass
+
+
+@dataclasses.dataclass
+class Recurrent(_Validated):
+    """The recurrent layers (backbones.py builds them)."""
+    cell: str = "lstm"  # simple_rnn | gru | lstm
+    units: int = 128
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0  # > 0 is much slower
+
+    def validate(self) -> None:
+        check_choice("cell", self.cell, choices.CELLS)
+        if self.units < 1:
+            raise ConfigError(f"units must be >= 1, got {self.units}")
+        check_range("dropout", self.dropout, 0.0, 0.95)
+        check_range("recurrent_dropout", self.recurrent_dropout, 0.0, 0.95)
+        super().validate()
+
+
+@dataclasses.dataclass
+class Stack(_Validated):
+    """How the recurrent layers are stacked: how many, and whether they read both ways."""
+    layers: int = 1
+    bidirectional: bool = True
+
+    def validate(self) -> None:
+        if self.layers < 1:
+            raise ConfigError(f"layers must be >= 1, got {self.layers}")
+        super().validate()
+
+
+@dataclasses.dataclass
+class Training(_Validated):
+    """The fit loop's keys (training.fit)."""
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 0.001  # Adam
+    clipnorm: float = 1.0  # each weight's gradient clipped to this norm; 0: off
+    lr_decay: float = 1.0  # 1: off; see lr_decay_after
+    lr_decay_after: int = 0  # 0: decay after an epoch with no better monitor; N: each after N
+    ema: float = 0.0  # > 0: validate and keep a moving average of the weights, this momentum
+    patience: int = 3  # epochs with no better monitor before stopping
+    max_minutes: float = 0.0  # stop after the epoch that passes this many minutes; 0: no limit
+    seed: int = 42
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(f"epochs and batch_size must be >= 1, got {self.epochs}, "
+                              f"{self.batch_size}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.max_minutes < 0:
+            raise ConfigError(f"max_minutes must be >= 0, got {self.max_minutes}")
+        if not 0 < self.lr_decay <= 1:
+            raise ConfigError(f"lr_decay must be in (0, 1] (1 turns it off), got {self.lr_decay}")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"ema must be in [0, 1) (0 turns it off), got {self.ema}")
+        if self.lr_decay_after < 0:
+            raise ConfigError(f"lr_decay_after must be >= 0, got {self.lr_decay_after}")
+        if self.patience < 0 or self.clipnorm < 0:
+            raise ConfigError(f"patience and clipnorm must be >= 0, got {self.patience} and "
+                              f"{self.clipnorm}")
+        super().validate()
+
+
+@dataclasses.dataclass
+class Recipe(Training, Stack, Recurrent):
+    """The shared keys of a task whose backbone is a stack (all but caption)."""

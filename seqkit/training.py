@@ -1,4 +1,4 @@
-"""The one fit loop every task uses, and the length-bucketed batches it feeds on.
+"""The one fit loop every task uses (its batches come from seqkit.batching).
 
 fit() adds what a long RNN training run needs on top of `model.fit`: early stopping on a
 named metric with the best weights restored, gradient clipping (set on the optimizer),
@@ -11,18 +11,18 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from seqkit import config as configlib
+from seqkit.batching import pad, pad_column
 from seqkit.errors import ConfigError
 
 log = logging.getLogger("seqkit")
@@ -34,38 +34,12 @@ STATE = "state.json"
 
 
 @dataclass
-class TrainSpec:
-    epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    clipnorm: float = 1.0
-    patience: int = 3
-    seed: int = 42
-    max_minutes: float = 0.0  # stop after the epoch that passes this many minutes; 0: no limit
-    lr_decay: float = 1.0  # 1: off; see lr_decay_after
-    lr_decay_after: int = 0  # 0: decay after an epoch with no better monitor; N: every epoch after N
-    ema: float = 0.0  # > 0: validate and keep a moving average of the weights, this momentum
+class TrainSpec(configlib.Training):
+    """The fit loop's settings: config.Training's keys, taken from a task's Config."""
 
     @classmethod
     def from_config(cls, config) -> "TrainSpec":
-        """The fields the task Config has (a Config without max_minutes gets no limit)."""
-        return cls(**{f: getattr(config, f) for f in cls.__dataclass_fields__
-                      if hasattr(config, f)})
-
-    def validate(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError(f"epochs and batch_size must be >= 1, got {self.epochs}, "
-                              f"{self.batch_size}")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.max_minutes < 0:
-            raise ConfigError(f"max_minutes must be >= 0, got {self.max_minutes}")
-        if not 0 < self.lr_decay <= 1:
-            raise ConfigError(f"lr_decay must be in (0, 1] (1 turns it off), got {self.lr_decay}")
-        if not 0 <= self.ema < 1:
-            raise ConfigError(f"ema must be in [0, 1) (0 turns it off), got {self.ema}")
-        if self.lr_decay_after < 0:
-            raise ConfigError(f"lr_decay_after must be >= 0, got {self.lr_decay_after}")
+        return cls(**{f.name: getattr(config, f.name) for f in fields(configlib.Training)})
 
 
 def set_seed(seed: int) -> None:
@@ -79,210 +53,6 @@ def make_optimizer(spec: TrainSpec) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(learning_rate=spec.learning_rate,
                                  clipnorm=spec.clipnorm if spec.clipnorm > 0 else None,
                                  use_ema=spec.ema > 0, ema_momentum=spec.ema or 0.99)
-
-
-def pad(seqs: Sequence[Sequence[int]], length: int | None = None, value: int = 0,
-        multiple: int = 8) -> np.ndarray:
-    """Right-pad int sequences to one length (rounded up to `multiple`, which keeps the
-    number of distinct batch shapes, and so of graph retraces, small)."""
-    longest = max((len(s) for s in seqs), default=0)
-    length = length or max(1, math.ceil(max(1, longest) / multiple) * multiple)
-    out = np.full((len(seqs), length), value, dtype=np.int32)
-    for i, seq in enumerate(seqs):
-        seq = seq[:length]
-        out[i, : len(seq)] = seq
-    return out
-
-
-def pad_nested(seqs: Sequence[Sequence[Sequence[int]]], multiple: int = 8) -> np.ndarray:
-    """Right-pad sequences of int sequences (e.g. the characters of each word) to a
-    (count, time, width) array; both lengths rounded up to `multiple`."""
-    longest = max((len(s) for s in seqs), default=0)
-    widest = max((len(w) for s in seqs for w in s), default=0)
-    length = max(1, math.ceil(max(1, longest) / multiple) * multiple)
-    width = max(1, math.ceil(max(1, widest) / multiple) * multiple)
-    out = np.zeros((len(seqs), length, width), dtype=np.int32)
-    for i, seq in enumerate(seqs):
-        for j, word in enumerate(seq[:length]):
-            out[i, j, : len(word)] = word
-    return out
-
-
-def pad_column(values: Sequence) -> np.ndarray:
-    """Pad one batch of a column: int sequences to 2-D, sequences of sequences to 3-D."""
-    nested = any(len(s) and isinstance(s[0], (list, tuple, np.ndarray)) for s in values)
-    return pad_nested(values) if nested else pad(values)
-
-
-class Batches:
-    """Length-bucketed batches for `model.fit`, as a `tf.data.Dataset`.
-
-    `columns` maps names to per-example values: lists of int sequences (padded per
-    batch) or scalars. `structure(batch)` turns a dict of padded arrays into what the
-    model takes, e.g. `lambda b: (b["tokens"], b["label"])`. Each epoch shuffles the
-    examples, sorts them by length within windows of 50 batches, and shuffles the
-    batches, so padding stays small and the order still changes from epoch to epoch.
-    """
-
-    WINDOW = 50
-
-    def __init__(self, columns: dict[str, Sequence], lengths: Sequence[int], batch_size: int,
-                 structure: Callable[[dict], tuple], shuffle: bool = True, seed: int = 0):
-        self.columns = {k: (v if _is_sequence_column(v) else np.asarray(v))
-                        for k, v in columns.items()}
-        self.lengths = np.asarray(lengths)
-        self.batch_size = batch_size
-        self.structure = structure
-        self.shuffle = shuffle
-        self.seed = seed
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.batch_size)
-
-    @property
-    def tokens(self) -> int:
-        return int(self.lengths.sum())
-
-    def batch_indices(self, epoch: int) -> list[np.ndarray]:
-        return self._bucket(self.lengths, self.batch_size, epoch)
-
-    def _bucket(self, lengths: np.ndarray, size: int, epoch: int) -> list[np.ndarray]:
-        """Indices into `lengths` in chunks of `size`: sorted by length (no shuffle), or
-        shuffled, sorted within windows of WINDOW chunks, and the chunks shuffled."""
-        n = len(lengths)
-        if not self.shuffle:
-            order = np.argsort(lengths, kind="stable")
-            return [order[i:i + size] for i in range(0, n, size)]
-        rng = np.random.default_rng([self.seed, epoch])
-        order = rng.permutation(n)
-        window = size * self.WINDOW
-        batches = []
-        for start in range(0, n, window):
-            chunk = order[start:start + window]
-            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-            batches += [chunk[i:i + size] for i in range(0, len(chunk), size)]
-        rng.shuffle(batches)
-        return batches
-
-    def make_batch(self, idx: np.ndarray) -> dict[str, np.ndarray]:
-        out = {}
-        for name, col in self.columns.items():
-            if isinstance(col, np.ndarray):
-                out[name] = col[idx]
-            else:
-                out[name] = pad_column([col[i] for i in idx])
-        return out
-
-    def _generate(self):
-        epoch = self.epoch
-        self.epoch += 1
-        for idx in self.batch_indices(epoch):
-            yield self.structure(self.make_batch(idx))
-
-    def dataset(self) -> tf.data.Dataset:
-        sample = self.structure(self.make_batch(np.arange(min(2, len(self.lengths)))))
-        signature = tf.nest.map_structure(
-            lambda a: tf.TensorSpec(shape=(None,) * a.ndim, dtype=tf.as_dtype(a.dtype)), sample)
-        ds = tf.data.Dataset.from_generator(self._generate, output_signature=signature)
-        return ds.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
-
-
-class GroupedBatches(Batches):
-    """Batches in which the examples of one group (the captions of one image) always come
-    together, so that work done per group (encoding the image) is done once per batch.
-
-    Each batch holds whole groups, about batch_size examples in all: batch_size divided by
-    the mean group size, rounded, groups per batch (at least one), so the batch count is the
-    same every epoch. Groups are bucketed by their longest example, as Batches buckets
-    examples; `batch_indices` gives the examples of each batch, group by group.
-    """
-
-    def __init__(self, columns: dict[str, Sequence], lengths: Sequence[int],
-                 groups: Sequence[int], batch_size: int, structure: Callable[[dict], tuple],
-                 shuffle: bool = True, seed: int = 0):
-        super().__init__(columns, lengths, batch_size, structure, shuffle, seed)
-        groups = np.asarray(groups)
-        order = np.argsort(groups, kind="stable")
-        self.members = np.split(order, np.flatnonzero(np.diff(groups[order])) + 1)
-        self.group_lengths = np.array([self.lengths[m].max() for m in self.members])
-        self.groups_per_batch = max(1, round(batch_size * len(self.members) / len(order)))
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.members) / self.groups_per_batch)
-
-    def batch_indices(self, epoch: int) -> list[np.ndarray]:
-        return [np.concatenate([self.members[g] for g in chunk])
-                for chunk in self._bucket(self.group_lengths, self.groups_per_batch, epoch)]
-
-
-class Windows:
-    """Fixed-length windows over one token stream, for truncated backpropagation through
-    time, as a `tf.data.Dataset` of (inputs, targets) with targets shifted by one token.
-
-    With shuffle (training), each epoch cuts the stream at a new random offset in
-    [0, length) and visits the windows in a new order, so no token is always first in its
-    window; the window count stays the same every epoch. Without shuffle, windows start at
-    token 0 and run in order. A stream shorter than two windows makes one shorter window.
-
-    With shuffle, an epoch covers at least `min_tokens` tokens: a shorter stream is gone
-    through several times, each pass at its own offset, so that a schedule counted in
-    epochs gives a small text as many steps as a large one.
-    """
-
-    def __init__(self, stream: Sequence[int], length: int, batch_size: int,
-                 shuffle: bool = True, seed: int = 0, min_tokens: int = 0):
-        self.stream = np.asarray(stream, dtype=np.int32)
-        span = len(self.stream) - 1  # tokens that can be predicted
-        if span < 1:
-            raise ValueError("a token stream needs at least two tokens")
-        self.length = min(length, span)
-        self.shifting = shuffle and span >= 2 * self.length
-        # with a moving offset the last window must still fit when the offset is length - 1
-        self.count = (span - self.length + 1) // self.length if self.shifting else \
-            span // self.length
-        self.passes = max(1, math.ceil(min_tokens / (self.count * self.length))) \
-            if shuffle else 1
-        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return math.ceil(self.count * self.passes / self.batch_size)
-
-    @property
-    def tokens(self) -> int:
-        return self.count * self.length * self.passes
-
-    def batch_starts(self, epoch: int) -> list[np.ndarray]:
-        rng = np.random.default_rng([self.seed, epoch])
-        passes = []
-        for _ in range(self.passes):
-            offset = int(rng.integers(self.length)) if self.shifting else 0
-            starts = offset + self.length * np.arange(self.count)
-            if self.shuffle:
-                starts = starts[rng.permutation(self.count)]
-            passes.append(starts)
-        starts = np.concatenate(passes)
-        return [starts[i:i + self.batch_size] for i in range(0, len(starts), self.batch_size)]
-
-    def make_batch(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        index = starts[:, None] + np.arange(self.length)  # (batch, length)
-        return self.stream[index], self.stream[index + 1]
-
-    def _generate(self):
-        epoch = self.epoch
-        self.epoch += 1
-        for starts in self.batch_starts(epoch):
-            yield self.make_batch(starts)
-
-    def dataset(self) -> tf.data.Dataset:
-        spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
-        ds = tf.data.Dataset.from_generator(self._generate, output_signature=(spec, spec))
-        return ds.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
-
-
-def _is_sequence_column(values: Sequence) -> bool:
-    return len(values) > 0 and isinstance(values[0], (list, tuple, np.ndarray))
 
 
 class _EpochLog(keras.callbacks.Callback):

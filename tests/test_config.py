@@ -87,3 +87,5 @@ def test_shipped_recipe_matches_config_defaults(task):
     module = importlib.import_module(f"seqkit.tasks.{task}")
     recipe = Path(__file__).resolve().parent.parent / "tasks" / f"{task}.toml"
     assert configlib.resolve(module.Config, recipe, task=task) == module.Config()
+    # and lists every key, the shared ones (seqkit.config) included
+    assert set(configlib.read_recipe(recipe)) == set(configlib.field_names(module.Config))

@@ -93,7 +93,7 @@ def test_holdout_is_the_tail_cut_at_a_line_end():
 
 # --- windows ----------------------------------------------------------------------------
 def test_training_windows_shift_by_one_and_move_each_epoch():
-    from seqkit.training import Windows
+    from seqkit.batching import Windows
 
     stream = np.arange(103)
     w = Windows(stream, length=10, batch_size=4, shuffle=True, seed=0)
@@ -112,7 +112,7 @@ def test_training_windows_shift_by_one_and_move_each_epoch():
 
 
 def test_a_short_stream_is_read_several_times_per_epoch():
-    from seqkit.training import Windows
+    from seqkit.batching import Windows
 
     w = Windows(np.arange(103), length=10, batch_size=4, shuffle=True, seed=0, min_tokens=250)
     assert w.passes == 3 and w.tokens == 270 and len(w) == 7  # 27 windows of 10
@@ -128,7 +128,7 @@ def test_a_short_stream_is_read_several_times_per_epoch():
 
 
 def test_validation_windows_run_in_order_and_tiny_streams_make_one_window():
-    from seqkit.training import Windows
+    from seqkit.batching import Windows
 
     w = Windows(np.arange(41), length=10, batch_size=3, shuffle=False)
     x = np.concatenate([w.make_batch(s)[0] for s in w.batch_starts(0)])

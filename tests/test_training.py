@@ -82,7 +82,7 @@ def test_force_replaces_a_model_dir_whole(data_dir, tmp_path):
 
 
 def test_batches_bucket_by_length_and_reshuffle():
-    from seqkit.training import Batches
+    from seqkit.batching import Batches
 
     seqs = [[1] * n for n in [5, 1, 9, 3, 7, 2, 8, 4, 6, 10]]
     batches = Batches({"x": seqs, "y": list(range(10))}, [len(s) for s in seqs], 2,
@@ -99,7 +99,7 @@ def test_batches_bucket_by_length_and_reshuffle():
 
 
 def test_pad_rounds_up_and_truncates():
-    from seqkit.training import pad
+    from seqkit.batching import pad
 
     assert pad([[1, 2, 3], [4]]).shape == (2, 8)
     assert pad([[1, 2, 3], [4]], length=2).tolist() == [[1, 2], [4, 0]]
@@ -109,7 +109,8 @@ def test_lr_decay_cuts_the_rate_after_an_epoch_without_a_better_monitor(tmp_path
                                                                         monkeypatch):
     import keras
 
-    from seqkit.training import Batches, TrainSpec, fit, make_optimizer
+    from seqkit.batching import Batches
+    from seqkit.training import TrainSpec, fit, make_optimizer
 
     class FlatScore(keras.callbacks.Callback):  # a monitored score that never improves
         def on_epoch_end(self, epoch, logs=None):
@@ -154,7 +155,8 @@ def test_epochs_count_only_once_the_monitor_has_moved(tmp_path, monkeypatch):
     neither cut the rate nor use up the patience."""
     import keras
 
-    from seqkit.training import Batches, TrainSpec, fit, make_optimizer
+    from seqkit.batching import Batches
+    from seqkit.training import TrainSpec, fit, make_optimizer
 
     scores = [0.0, 0.0, 0.0, 0.3, 0.2, 0.2]
 
@@ -192,7 +194,8 @@ def test_epochs_count_only_once_the_monitor_has_moved(tmp_path, monkeypatch):
 def test_weight_average_is_what_is_scored_kept_and_resumed(tmp_path, monkeypatch):
     import keras
 
-    from seqkit.training import Batches, TrainSpec, fit, make_optimizer
+    from seqkit.batching import Batches
+    from seqkit.training import TrainSpec, fit, make_optimizer
 
     class Watch(keras.callbacks.Callback):
         """Raw weights after every step; what the callbacks see at each epoch's end."""

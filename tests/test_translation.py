@@ -160,7 +160,7 @@ def test_step_models_match_teacher_forcing(cell, attention, bidirectional):
     model = build_model(cfg, pre)
     src, tgt_in, _ = pre.encode_pairs(["Tom likes tea.", "We want rice and books."],
                                       ["汤姆喜欢茶。", "我们想要米饭。"])
-    from seqkit.training import pad
+    from seqkit.batching import pad
 
     s, t = pad(src), pad(tgt_in)
     logits = np.asarray(model({"source": s, "target_in": t}, training=False))

@@ -26,7 +26,8 @@ from seqkit import artifacts, config as configlib, decoding, images, io, metrics
 from seqkit.encoders import APPLICATIONS, ENCODERS, RowGather, build_encoder
 from seqkit.errors import ConfigError, DataError
 from seqkit.images import CaptionSource
-from seqkit.training import GroupedBatches, TrainSpec, fit, make_optimizer, set_seed
+from seqkit.batching import GroupedBatches
+from seqkit.training import TrainSpec, fit, make_optimizer, set_seed
 
 TASK = "caption"
 BOS, EOS = "<s>", "</s>"
@@ -35,7 +36,17 @@ log = logging.getLogger("seqkit")
 
 # 1. Config ---------------------------------------------------------------------------------
 @dataclass
-class Config:
+class Config(configlib.Training, configlib.Recurrent):
+    # shared keys (seqkit.config) whose default differs here
+    cell: str = "gru"
+    units: int = 256
+    dropout: float = 0.3
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 0.002
+    patience: int = 4
+    lr_decay: float = 0.5
+    # this task's own keys
     image_size: int = 64  # images are resized (whole, not cropped) to image_size squared
     encoder: str = "cnn"  # cnn | features | a keras.applications name (see seqkit.encoders)
     encoder_weights: str = ""  # applications: "" (random), "imagenet", or a weights file
@@ -53,22 +64,9 @@ class Config:
     length_percentile: float = 99.0
     valid_fraction: float = 0.1  # of the images, held out when no --valid is given
     embedding_dim: int = 128
-    cell: str = "gru"
-    units: int = 256
-    dropout: float = 0.3
-    recurrent_dropout: float = 0.0
     attention: str = "luong"  # luong | bahdanau (over the map) | none (show and tell)
     attention_units: int = 256
     word_loss: float = 0.0  # weight of the encoder's extra task: say which words the captions use
-    epochs: int = 30
-    batch_size: int = 64
-    learning_rate: float = 0.002
-    clipnorm: float = 1.0
-    patience: int = 4
-    lr_decay: float = 0.5  # halve the learning rate after an epoch with no better val_loss
-    lr_decay_after: int = 0  # N > 0: decay every epoch after the Nth instead
-    seed: int = 42
-    max_minutes: float = 0.0
     beam_size: int = 1  # evaluate and predict: greedy; beams shorten captions (see README)
     length_alpha: float = 0.6
     max_output_length: int = 0  # 0: the caption max_length plus a quarter
@@ -78,11 +76,8 @@ class Config:
         configlib.check_choice("tokenizer", self.tokenizer, text.SIDE_TOKENIZERS)
         configlib.check_choice("attention", self.attention, seq2seq.ATTENTIONS)
         configlib.check_choice("pooling", self.pooling, ("flatten", "mean"))
-        configlib.check_choice("cell", self.cell, ("simple_rnn", "gru", "lstm"))
         configlib.check_range("length_percentile", self.length_percentile, 50, 100)
         configlib.check_range("valid_fraction", self.valid_fraction, 0.001, 0.5)
-        configlib.check_range("dropout", self.dropout, 0.0, 0.95)
-        configlib.check_range("recurrent_dropout", self.recurrent_dropout, 0.0, 0.95)
         configlib.check_range("image_size", self.image_size, 16, 1024)
         configlib.check_range("augment_shift", self.augment_shift, 0.0, 0.25)
         configlib.check_range("word_loss", self.word_loss, 0.0)
@@ -99,7 +94,7 @@ class Config:
                 not Path(self.encoder_weights).is_file():
             raise ConfigError(f"encoder_weights must be empty, 'imagenet' or a weights file; "
                               f"no such file: {self.encoder_weights}")
-        TrainSpec.from_config(self).validate()
+        super().validate()
 
     @property
     def frozen(self) -> bool:

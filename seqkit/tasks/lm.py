@@ -25,7 +25,8 @@ import numpy as np
 from seqkit import artifacts, config as configlib, decoding, io, text
 from seqkit.backbones import BackboneSpec, apply_backbone
 from seqkit.errors import ConfigError, DataError
-from seqkit.training import TrainSpec, Windows, fit, make_optimizer, set_seed
+from seqkit.batching import Windows
+from seqkit.training import TrainSpec, fit, make_optimizer, set_seed
 
 TASK = "lm"
 LEVELS = ("auto", "char", "word")
@@ -37,7 +38,18 @@ log = logging.getLogger("seqkit")
 
 # 1. Config ---------------------------------------------------------------------------------
 @dataclass
-class Config:
+class Config(configlib.Recipe):
+    # shared keys (seqkit.config) whose default differs here
+    units: int = 200
+    layers: int = 2
+    bidirectional: bool = False
+    dropout: float = 0.2
+    epochs: int = 20
+    learning_rate: float = 0.002
+    lr_decay: float = 0.6
+    lr_decay_after: int = 4
+    patience: int = 2
+    # this task's own keys
     level: str = "auto"
     word_tokenizer: str = "whitespace"
     lowercase: bool = False
@@ -48,21 +60,6 @@ class Config:
     valid_fraction: float = 0.05
     embedding_dim: int = 200
     tie_embeddings: bool = True
-    cell: str = "lstm"
-    units: int = 200
-    layers: int = 2
-    bidirectional: bool = False
-    dropout: float = 0.2
-    recurrent_dropout: float = 0.0
-    epochs: int = 20
-    batch_size: int = 32
-    learning_rate: float = 0.002
-    lr_decay: float = 0.6
-    lr_decay_after: int = 4
-    clipnorm: float = 1.0
-    patience: int = 2
-    max_minutes: float = 0.0
-    seed: int = 42
 
     def validate(self) -> None:
         configlib.check_choice("level", self.level, LEVELS)
@@ -76,8 +73,7 @@ class Config:
         if self.embedding_dim < 1 or self.sequence_length < 1:
             raise ConfigError(f"embedding_dim and sequence_length must be >= 1, got "
                               f"{self.embedding_dim} and {self.sequence_length}")
-        BackboneSpec.from_config(self).validate()
-        TrainSpec.from_config(self).validate()
+        super().validate()
 
 
 # 2. Preprocessor ---------------------------------------------------------------------------

@@ -24,8 +24,9 @@ from seqkit import artifacts, config as configlib, io, metrics, schemes, text
 from seqkit.backbones import BackboneSpec, apply_backbone
 from seqkit.crf import CRF
 from seqkit.errors import ConfigError, DataError
-from seqkit.training import (Batches, ScoreCallback, TrainSpec, fit,
-                             make_optimizer, predict_padded, set_seed)
+from seqkit.batching import Batches
+from seqkit.training import (ScoreCallback, TrainSpec, fit, make_optimizer, predict_padded,
+                             set_seed)
 
 TASK = "ner"
 CHAR_FEATURES = ("auto", "cnn", "none")
@@ -36,7 +37,17 @@ log = logging.getLogger("seqkit")
 
 # 1. Config ---------------------------------------------------------------------------------
 @dataclass
-class Config:
+class Config(configlib.Recipe):
+    # shared keys (seqkit.config) whose default differs here
+    dropout: float = 0.5
+    epochs: int = 30
+    max_minutes: float = 30.0
+    batch_size: int = 8
+    learning_rate: float = 0.002
+    lr_decay: float = 0.5
+    clipnorm: float = 5.0
+    patience: int = 4
+    # this task's own keys
     scheme: str = "auto"  # auto: detected from the training tags; iob1 | bio | bioes | bmes
     model_scheme: str = "bioes"  # the tags the model learns (converted back for output); same
     tokenizer: str = "auto"  # for raw text at predict; auto: char for char-level data
@@ -59,21 +70,6 @@ class Config:
     bigram_embedding_dim: int = 50
     bigram_min_count: int = 2  # rarer bigrams are <unk>, so <unk> is learnt
     crf: bool = True
-    cell: str = "lstm"
-    units: int = 128
-    layers: int = 1
-    bidirectional: bool = True
-    dropout: float = 0.5
-    recurrent_dropout: float = 0.0
-    epochs: int = 30
-    max_minutes: float = 30.0  # stop after the epoch that passes this; 0: no limit
-    batch_size: int = 8
-    learning_rate: float = 0.002
-    lr_decay: float = 0.5  # halve the rate after an epoch without a better validation F1
-    clipnorm: float = 5.0
-    ema: float = 0.0  # > 0: score and keep a moving average of the weights (momentum)
-    patience: int = 4
-    seed: int = 42
 
     def validate(self) -> None:
         if self.scheme != "auto":
@@ -93,8 +89,7 @@ class Config:
                      "max_word_length", "bigram_embedding_dim", "bigram_min_count"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        BackboneSpec.from_config(self).validate()
-        TrainSpec.from_config(self).validate()
+        super().validate()
 
 
 # 2. Preprocessor ---------------------------------------------------------------------------

@@ -21,7 +21,8 @@ import numpy as np
 from seqkit import artifacts, config as configlib, io, metrics, text
 from seqkit.backbones import BackboneSpec, apply_backbone, pool_sequence
 from seqkit.errors import ConfigError, DataError
-from seqkit.training import Batches, TrainSpec, fit, make_optimizer, predict_padded, set_seed
+from seqkit.batching import Batches
+from seqkit.training import TrainSpec, fit, make_optimizer, predict_padded, set_seed
 
 TASK = "sentiment"
 POOLINGS = ("last", "max", "mean")
@@ -32,7 +33,11 @@ log = logging.getLogger("seqkit")
 
 # 1. Config ---------------------------------------------------------------------------------
 @dataclass
-class Config:
+class Config(configlib.Recipe):
+    # shared keys (seqkit.config) whose default differs here
+    dropout: float = 0.5
+    patience: int = 2
+    # this task's own keys
     tokenizer: str = "auto"
     lowercase: bool = True
     min_count: int = 1
@@ -44,20 +49,7 @@ class Config:
     bigrams: str = "off"  # token-bigram embeddings; auto: on for Chinese (CJK) text
     bigram_embedding_dim: int = 64
     bigram_min_count: int = 2  # rarer bigrams are <unk>, so <unk> is learnt
-    cell: str = "lstm"
-    units: int = 128
-    layers: int = 1
-    bidirectional: bool = True
-    dropout: float = 0.5
-    recurrent_dropout: float = 0.0
     pooling: str = "max"
-    epochs: int = 10
-    batch_size: int = 32
-    learning_rate: float = 0.001
-    clipnorm: float = 1.0
-    patience: int = 2
-    seed: int = 42
-    max_minutes: float = 0.0  # stop after the epoch that passes this; 0: no limit
 
     def validate(self) -> None:
         configlib.check_choice("tokenizer", self.tokenizer, text.TOKENIZERS)
@@ -68,8 +60,7 @@ class Config:
         if self.embedding_dim < 1 or self.bigram_embedding_dim < 1 or self.max_length < 0:
             raise ConfigError("embedding_dim and bigram_embedding_dim must be >= 1 and "
                               "max_length >= 0")
-        BackboneSpec.from_config(self).validate()
-        TrainSpec.from_config(self).validate()
+        super().validate()
 
 
 # 2. Preprocessor ---------------------------------------------------------------------------

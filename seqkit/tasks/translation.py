@@ -22,7 +22,8 @@ from seqkit import artifacts, config as configlib, decoding, io, metrics, seq2se
 from seqkit.backbones import BackboneSpec, apply_backbone
 from seqkit.errors import ConfigError
 from seqkit.text import Side
-from seqkit.training import Batches, TrainSpec, fit, make_optimizer, set_seed
+from seqkit.batching import Batches
+from seqkit.training import TrainSpec, fit, make_optimizer, set_seed
 
 TASK = "translation"
 ATTENTIONS = seq2seq.ATTENTIONS
@@ -33,7 +34,14 @@ log = logging.getLogger("seqkit")
 
 # 1. Config ---------------------------------------------------------------------------------
 @dataclass
-class Config:
+class Config(configlib.Recipe):
+    # shared keys (seqkit.config) whose default differs here
+    cell: str = "gru"
+    dropout: float = 0.2
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 0.002
+    # this task's own keys
     source_tokenizer: str = "auto"
     target_tokenizer: str = "auto"
     vocab_size: int = 8000  # sentencepiece pieces per side
@@ -44,21 +52,8 @@ class Config:
     length_percentile: float = 99.0
     valid_fraction: float = 0.05  # held out when no --valid is given
     embedding_dim: int = 128
-    cell: str = "gru"
-    units: int = 128
-    layers: int = 1
-    bidirectional: bool = True
-    dropout: float = 0.2
-    recurrent_dropout: float = 0.0
     attention: str = "luong"
     attention_units: int = 256  # bahdanau's hidden size
-    epochs: int = 30
-    batch_size: int = 128
-    learning_rate: float = 0.002
-    clipnorm: float = 1.0
-    patience: int = 3
-    seed: int = 42
-    max_minutes: float = 0.0  # 0: no time limit
     beam_size: int = 5  # default for evaluate and predict; 1 is greedy
     length_alpha: float = 0.6
     max_output_length: int = 0  # 0: twice the target max_length
@@ -73,8 +68,7 @@ class Config:
                 or min(self.max_length, self.max_output_length) < 0:
             raise ConfigError("embedding_dim, attention_units, beam_size and vocab_size must "
                               "be >= 1; max_length and max_output_length >= 0")
-        BackboneSpec.from_config(self).validate()
-        TrainSpec.from_config(self).validate()
+        super().validate()
 
 
 # 2. Preprocessor ---------------------------------------------------------------------------
@@ -194,7 +188,7 @@ class Translator:
 
     def start(self, source_ids: Sequence[Sequence[int]]) -> list[np.ndarray]:
         """Decoder start states then context, one row per source (sources non-empty)."""
-        from seqkit.training import pad
+        from seqkit.batching import pad
 
         encoded = self._encode(pad(source_ids))
         encoded = [np.asarray(e) for e in (encoded if isinstance(encoded, (list, tuple))

@@ -1,0 +1,103 @@
+"""The one run lifecycle every task goes through: train, evaluate, predict.
+
+A task module (seqkit/tasks/NAME.py) holds only what is its own, under the same names in
+every task (the contract; `seqkit.tasks.TASKS` lists them):
+
+    NAME, SUMMARY           the command's name and a line for `seqkit tasks`
+    Config                  dataclass: config.Recipe (backbone and training keys) + its own keys
+    Source                  dataclass: where data comes from (paths and how to read them)
+    read(source, config, reference=None) -> data
+                            the data, checked (errors name FILE:LINE); `reference` is the
+                            training data when reading validation data, or the model's
+                            Preprocessor when reading data for a trained model
+    split(data, config) -> (train, valid)       the hold-out when no --valid is given
+    Preprocessor            .fit(data, config), .to_json(), .from_json(dict): pure Python
+    prepare(config, pre, train, valid, resume) -> Plan
+                            the Keras side: the model to fit, its batches, its callbacks, what
+                            it monitors, and how the fitted model becomes the saved one
+    score(model, config, pre, data, **options) -> dict      validation and evaluate scores
+    describe(scores) -> str                     the line logged after training
+    Predictor(model_dir, batch_size, **options) .predict(items, **options) -> records,
+                            .chunks(input, chunk_size, **options) -> lists of items
+
+Everything but `prepare`, `score` and the Predictor's model imports neither TensorFlow nor
+Keras. Training reads all data first (bad data fails before anything is written), then
+starts or resumes MODEL_DIR.partial, seeds, splits, fits or reloads the preprocessor, fits,
+scores and renames the directory into place (seqkit.artifacts).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from seqkit import artifacts
+
+log = logging.getLogger("seqkit")
+
+
+@dataclass
+class Plan:
+    """What `prepare` hands the fit loop."""
+    model: Any  # the compiled keras.Model that is fitted
+    train: Any  # training.Batches or Windows
+    valid: Any
+    monitor: str = "val_loss"
+    mode: str = "min"
+    callbacks: list = field(default_factory=list)
+    finish: Callable[[Any], Any] = lambda model: model  # fitted model -> the saved model
+    custom_objects: dict | None = None
+
+
+def train(task, source, out_dir: str | Path, config, *, valid=None, force: bool = False,
+          resume: bool = False) -> dict:
+    """Train `task` on `source` (and `valid`, else a hold-out) and write MODEL_DIR; returns
+    {"validation": scores, "training": summary}, as written to metrics.json."""
+    from seqkit.training import TrainSpec, fit, set_seed
+
+    data = task.read(source, config)
+    valid_data = task.read(valid, config, reference=data) if valid is not None else None
+    work = artifacts.start_run(out_dir, force=force, resume=resume)
+    if resume:
+        config = artifacts.resume_config(work, task.NAME, config)
+    set_seed(config.seed)
+    if valid_data is None:
+        data, valid_data = task.split(data, config)
+    if resume:
+        pre = task.Preprocessor.from_json(artifacts.read_json(work / artifacts.PREPROCESSOR_FILE))
+    else:
+        pre = task.Preprocessor.fit(data, config)
+        artifacts.save_setup(work, task=task.NAME, preprocessor=pre.to_json(), config=config)
+    plan = task.prepare(config, pre, data, valid_data, resume)
+    fitted, summary = fit(plan.model, plan.train, plan.valid, TrainSpec.from_config(config),
+                          work, monitor=plan.monitor, mode=plan.mode, resume=resume,
+                          callbacks=plan.callbacks, custom_objects=plan.custom_objects)
+    model = plan.finish(fitted)
+    scores = task.score(model, config, pre, valid_data)
+    log.info("validation %s", task.describe(scores))
+    result = {"validation": scores, "training": summary}
+    artifacts.complete(work, out_dir, task=task.NAME, model=model, preprocessor=pre.to_json(),
+                       config=config, metrics=result)
+    return result
+
+
+def evaluate(task, model_dir: str | Path, source, *, batch_size: int | None = None,
+             load: dict | None = None, **options) -> dict:
+    """Score the model in `model_dir` on the data of `source`."""
+    predictor = task.Predictor(str(model_dir), batch_size, **(load or {}))
+    data = task.read(source, predictor.config, reference=predictor.pre)
+    return task.score(predictor.model, predictor.config, predictor.pre, data,
+                      batch_size=predictor.batch_size, **options)
+
+
+def predict(task, model_dir: str | Path, input_path: str = "-", *,
+            batch_size: int | None = None, chunk_size: int | None = None,
+            load: dict | None = None, read: dict | None = None, **options
+            ) -> Iterator[list[dict]]:
+    """Stream predictions: read INPUT in chunks and yield each chunk's records (one per
+    input item, in order) as soon as they are ready."""
+    predictor = task.Predictor(str(model_dir), batch_size, **(load or {}))
+    for chunk in predictor.chunks(input_path, chunk_size, **(read or {})):
+        yield predictor.predict(chunk, **options)
