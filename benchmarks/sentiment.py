@@ -86,17 +86,17 @@ def baseline_keras(model_dir: Path, train_path: Path, valid_path: Path, epochs: 
 
 def run(name: str, train_path: Path, valid_path: Path, test_path: Path, set_items, out: Path,
         baseline: bool = True) -> dict:
-    from seqkit import config as configlib
+    from seqkit import config as configlib, lifecycle
     from seqkit.tasks import sentiment
 
     config = configlib.resolve(sentiment.Config, Path("tasks/sentiment.toml"),
                                set_items=set_items, task="sentiment")
     model_dir = out / name
     start = time.perf_counter()
-    result = sentiment.train(str(train_path), str(model_dir), config,
-                             valid_path=str(valid_path), force=True)
+    result = lifecycle.train(sentiment, sentiment.Source(str(train_path)), str(model_dir),
+                             config, valid=sentiment.Source(str(valid_path)), force=True)
     train_minutes = (time.perf_counter() - start) / 60
-    test = sentiment.evaluate(str(model_dir), str(test_path))
+    test = lifecycle.evaluate(sentiment, str(model_dir), sentiment.Source(str(test_path)))
     print(json.dumps({"dataset": name, "test_accuracy": round(test["accuracy"], 4),
                       "train_minutes": round(train_minutes, 1)}), flush=True)
     history = result["training"]["history"]

@@ -12,6 +12,7 @@ half-written model under the final name.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -34,6 +35,8 @@ PREPROCESSOR_FILE = "preprocessor.json"
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.json"
 REQUIRED = (MODEL_FILE, PREPROCESSOR_FILE, CONFIG_FILE)
+# the modules whose Keras layers a saved model may hold
+LAYER_MODULES = ("seqkit.backbones", "seqkit.crf", "seqkit.encoders", "seqkit.seq2seq")
 
 
 def partial_dir(out_dir: str | Path) -> Path:
@@ -209,6 +212,9 @@ def load(model_dir: str | Path, task: str, config_cls, *,
             metrics = {}
     loaded = Loaded(path, task, config, preprocessor, metrics)
     import keras
+
+    for module in LAYER_MODULES:  # their custom layers register themselves on import
+        importlib.import_module(module)
 
     try:
         loaded.model = keras.saving.load_model(path / MODEL_FILE, compile=False,

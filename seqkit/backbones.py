@@ -103,6 +103,22 @@ class MaskedGlobalMaxPooling1D(keras.layers.Layer):
         return (input_shape[0], input_shape[2])
 
 
+@keras.saving.register_keras_serializable(package="seqkit")
+class CharPool(keras.layers.Layer):
+    """Max over the characters of each word, skipping padding characters:
+    (batch, time, chars, filters) + char ids (batch, time, chars) -> (batch, time, filters)."""
+
+    def call(self, inputs):
+        features, char_ids = inputs
+        real = ops.expand_dims(char_ids > 0, -1)
+        pooled = ops.max(ops.where(real, features, ops.full_like(features, -1e9)), axis=2)
+        return ops.where(ops.any(real, axis=2), pooled, ops.zeros_like(pooled))
+
+    def compute_output_shape(self, input_shapes):
+        shape = input_shapes[0]
+        return (shape[0], shape[1], shape[3])
+
+
 def pool_sequence(seq, pooling: str, name: str = "pool"):
     """Reduce (batch, time, units) to (batch, units) over the unmasked steps."""
     if pooling == "max":

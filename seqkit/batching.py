@@ -1,15 +1,18 @@
-"""Length-bucketed batches for the fit loop, as `tf.data` datasets: Batches (examples of any
-length, padded per batch), GroupedBatches (examples that must come together, such as the
-captions of one image) and Windows (fixed-length windows over one token stream).
+"""Length-bucketed batches: for the fit loop as `tf.data` datasets (Batches: examples of any
+length, padded per batch; GroupedBatches: examples that must come together, such as the
+captions of one image; Windows: fixed-length windows over one token stream), and for
+inference (predict_padded). TensorFlow is imported only when a dataset is made.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
-import tensorflow as tf
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 def pad(seqs: Sequence[Sequence[int]], length: int | None = None, value: int = 0,
@@ -112,6 +115,8 @@ class Batches:
             yield self.structure(self.make_batch(idx))
 
     def dataset(self) -> tf.data.Dataset:
+        import tensorflow as tf
+
         sample = self.structure(self.make_batch(np.arange(min(2, len(self.lengths)))))
         signature = tf.nest.map_structure(
             lambda a: tf.TensorSpec(shape=(None,) * a.ndim, dtype=tf.as_dtype(a.dtype)), sample)
@@ -207,6 +212,8 @@ class Windows:
             yield self.make_batch(starts)
 
     def dataset(self) -> tf.data.Dataset:
+        import tensorflow as tf
+
         spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
         ds = tf.data.Dataset.from_generator(self._generate, output_signature=(spec, spec))
         return ds.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
@@ -214,3 +221,28 @@ class Windows:
 
 def _is_sequence_column(values: Sequence) -> bool:
     return len(values) > 0 and isinstance(values[0], (list, tuple, np.ndarray))
+
+
+def predict_padded(model, seqs: Sequence[Sequence[int]] | dict[str, Sequence],
+                   batch_size: int = 256) -> list[np.ndarray]:
+    """Run `model` over int sequences in length-sorted, padded batches.
+
+    `seqs` is one list of sequences, or a dict of such columns for a model with named
+    inputs (lengths come from the first column). Returns one array per input, in input
+    order; outputs with a time axis are cut back to each input's own length. Inputs must
+    be non-empty.
+    """
+    columns = seqs if isinstance(seqs, dict) else None
+    seqs = next(iter(columns.values())) if columns else seqs
+    order = np.argsort([len(s) for s in seqs], kind="stable")
+    results: list = [None] * len(seqs)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        if columns:
+            batch = {k: pad_column([col[i] for i in idx]) for k, col in columns.items()}
+        else:
+            batch = pad([seqs[i] for i in idx])
+        out = np.asarray(model.predict_on_batch(batch))
+        for row, i in zip(out, idx):
+            results[i] = row[: len(seqs[i])] if row.ndim >= 2 else row
+    return results

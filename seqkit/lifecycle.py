@@ -99,5 +99,11 @@ def predict(task, model_dir: str | Path, input_path: str = "-", *,
     """Stream predictions: read INPUT in chunks and yield each chunk's records (one per
     input item, in order) as soon as they are ready."""
     predictor = task.Predictor(str(model_dir), batch_size, **(load or {}))
+    return stream(predictor, input_path, chunk_size, read, **options)
+
+
+def stream(predictor, input_path: str = "-", chunk_size: int | None = None,
+           read: dict | None = None, **options) -> Iterator[list[dict]]:
+    """What `predict` does, with a Predictor already loaded."""
     for chunk in predictor.chunks(input_path, chunk_size, **(read or {})):
         yield predictor.predict(chunk, **options)

@@ -22,7 +22,6 @@ import keras
 import numpy as np
 
 from seqkit import config as configlib
-from seqkit.batching import pad, pad_column
 from seqkit.errors import ConfigError
 
 log = logging.getLogger("seqkit")
@@ -316,28 +315,3 @@ def _monitor_state(saved: dict | None, history: list, monitor: str) -> dict | No
     return {"best": saved["best"], "best_epoch": saved["best_epoch"], "wait": saved["wait"],
             "moved": len({h.get(monitor) for h in history}) > 1,
             "plateau_best": saved.get("plateau", {}).get("best")}
-
-
-def predict_padded(model: keras.Model, seqs: Sequence[Sequence[int]] | dict[str, Sequence],
-                   batch_size: int = 256) -> list[np.ndarray]:
-    """Run `model` over int sequences in length-sorted, padded batches.
-
-    `seqs` is one list of sequences, or a dict of such columns for a model with named
-    inputs (lengths come from the first column). Returns one array per input, in input
-    order; outputs with a time axis are cut back to each input's own length. Inputs must
-    be non-empty.
-    """
-    columns = seqs if isinstance(seqs, dict) else None
-    seqs = next(iter(columns.values())) if columns else seqs
-    order = np.argsort([len(s) for s in seqs], kind="stable")
-    results: list = [None] * len(seqs)
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        if columns:
-            batch = {k: pad_column([col[i] for i in idx]) for k, col in columns.items()}
-        else:
-            batch = pad([seqs[i] for i in idx])
-        out = np.asarray(model.predict_on_batch(batch))
-        for row, i in zip(out, idx):
-            results[i] = row[: len(seqs[i])] if row.ndim >= 2 else row
-    return results

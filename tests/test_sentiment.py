@@ -1,10 +1,11 @@
 """Sentiment preprocessing: what is cut while training and what is kept at inference."""
 
-from seqkit.tasks.sentiment import INFERENCE_STRETCH, Config, Preprocessor
+from seqkit.tasks.sentiment import INFERENCE_STRETCH, Config, Labelled, Preprocessor
 
 
 def fitted(texts, labels, **changes):
-    return Preprocessor.fit(texts, labels, Config(**changes))
+    data = Labelled(texts, labels, list(range(2, len(texts) + 2)), "train.csv")
+    return Preprocessor.fit(data, Config(**changes))
 
 
 def test_training_cuts_at_max_length_but_inference_reads_further():

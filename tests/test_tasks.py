@@ -10,12 +10,12 @@ from harness import TaskCase
 
 
 def _sentiment_train(data_dir, out_dir):
-    from seqkit import config as configlib
+    from seqkit import config as configlib, lifecycle
     from seqkit.tasks import sentiment
 
     cfg = configlib.resolve(sentiment.Config, None, {"epochs": 1, "units": 8,
                                                       "embedding_dim": 8, "seed": 3})
-    sentiment.train(str(data_dir / "train.csv"), str(out_dir), cfg)
+    lifecycle.train(sentiment, sentiment.Source(str(data_dir / "train.csv")), str(out_dir), cfg)
 
 
 def _sentiment_predict(model_dir, inputs):
@@ -136,24 +136,25 @@ def test_sentiment_in_memory_model_equals_saved(data_dir, tmp_path):
     """Predictions of the trained in-memory model match the saved and reloaded one."""
     import keras
 
-    from seqkit import config as configlib
+    from seqkit import config as configlib, lifecycle
     from seqkit.tasks import sentiment
 
     cfg = configlib.resolve(sentiment.Config, None, {"epochs": 1, "units": 8, "embedding_dim": 8})
     texts = ["a lovely film", "awful acting"]
     captured = {}
-    original = sentiment.artifacts.save
+    original = lifecycle.artifacts.save
 
     def spy(work_dir, **kwargs):
         captured["probs"] = sentiment.predict_probs(
             kwargs["model"], sentiment.Preprocessor.from_json(kwargs["preprocessor"]), texts, 8)
         return original(work_dir, **kwargs)
 
-    sentiment.artifacts.save = spy
+    lifecycle.artifacts.save = spy
     try:
-        sentiment.train(str(data_dir / "train.csv"), str(tmp_path / "m"), cfg)
+        lifecycle.train(sentiment, sentiment.Source(str(data_dir / "train.csv")),
+                        str(tmp_path / "m"), cfg)
     finally:
-        sentiment.artifacts.save = original
+        lifecycle.artifacts.save = original
     loaded = keras.saving.load_model(tmp_path / "m" / "model.keras", safe_mode=True)
     pre = sentiment.Predictor(str(tmp_path / "m")).pre
     again = sentiment.predict_probs(loaded, pre, texts, 8)

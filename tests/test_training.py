@@ -18,6 +18,13 @@ def small_config(**extra):
     return configlib.resolve(sentiment.Config, None, options)
 
 
+def train_sentiment(path, out_dir, config, **kwargs):
+    from seqkit import lifecycle
+    from seqkit.tasks import sentiment
+
+    return lifecycle.train(sentiment, sentiment.Source(str(path)), out_dir, config, **kwargs)
+
+
 def tiny_classifier():
     """Token ids -> mean of 2-d embeddings -> 2 classes: enough to drive the fit loop."""
     import keras
@@ -31,20 +38,20 @@ def test_killed_run_resumes_to_the_same_result(data_dir, tmp_path, monkeypatch):
     from seqkit.tasks import sentiment
 
     train = str(data_dir / "train.csv")
-    sentiment.train(train, str(tmp_path / "straight"), small_config())
+    train_sentiment(train, str(tmp_path / "straight"), small_config())
 
     undo = interrupt_after_epoch(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt):
-        sentiment.train(train, str(tmp_path / "resumed"), small_config())
+        train_sentiment(train, str(tmp_path / "resumed"), small_config())
     undo()
 
     assert not (tmp_path / "resumed").exists()
     state = json.loads((tmp_path / "resumed.partial/checkpoints/state.json").read_text())
     assert state["epochs_done"] == 2
     with pytest.raises(ConfigError, match="interrupted run.*--resume"):
-        sentiment.train(train, str(tmp_path / "resumed"), small_config())
+        train_sentiment(train, str(tmp_path / "resumed"), small_config())
 
-    result = sentiment.train(train, str(tmp_path / "resumed"), small_config(), resume=True)
+    result = train_sentiment(train, str(tmp_path / "resumed"), small_config(), resume=True)
     assert result["training"]["epochs"] == 3
     assert not (tmp_path / "resumed.partial").exists()
     straight = json.loads((tmp_path / "straight/metrics.json").read_text())
@@ -57,7 +64,7 @@ def test_resume_refuses_changed_settings(data_dir, tmp_path):
     from seqkit.tasks import sentiment
 
     with pytest.raises(ConfigError, match="nothing to resume"):
-        sentiment.train(str(data_dir / "train.csv"), str(tmp_path / "m"), small_config(),
+        train_sentiment(str(data_dir / "train.csv"), str(tmp_path / "m"), small_config(),
                         resume=True)
     work = tmp_path / "m.partial"
     (work / "checkpoints").mkdir(parents=True)
@@ -66,7 +73,7 @@ def test_resume_refuses_changed_settings(data_dir, tmp_path):
 
     artifacts.save_setup(work, task="sentiment", preprocessor={}, config=small_config())
     with pytest.raises(ConfigError, match="differ from it: units"):
-        sentiment.train(str(data_dir / "train.csv"), str(tmp_path / "m"),
+        train_sentiment(str(data_dir / "train.csv"), str(tmp_path / "m"),
                         small_config(units=16), resume=True)
 
 
@@ -76,7 +83,7 @@ def test_force_replaces_a_model_dir_whole(data_dir, tmp_path):
     out = tmp_path / "m"
     out.mkdir()
     (out / "stale.txt").write_text("old")
-    sentiment.train(str(data_dir / "train.csv"), str(out), small_config(epochs=1), force=True)
+    train_sentiment(str(data_dir / "train.csv"), str(out), small_config(epochs=1), force=True)
     assert not (out / "stale.txt").exists() and (out / "model.keras").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
 

@@ -1,14 +1,20 @@
-"""Options and output helpers that every task's commands share."""
+"""The command template every task's group is made from, and the options they share.
+
+A task's command module declares its data options, its own train options and how its
+results are shown; `add_train` and `add_evaluate` make the commands, which parse, build a
+Source and a Config, and hand them to seqkit.lifecycle. Task modules are imported only when
+a command runs, so `--help` stays instant.
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
 from typing import Any, Callable
 
 import click
 
-CELL_CHOICES = ["simple_rnn", "gru", "lstm"]
-TOKENIZER_CHOICES = ["auto", "char", "whitespace"]
+from seqkit import choices
 
 
 def apply_options(options: list[Callable]) -> Callable:
@@ -38,7 +44,7 @@ def train_options(func=None, *, skip: tuple[str, ...] = ()):
         click.option("--force", is_flag=True, help="Overwrite an existing model directory."),
         click.option("--resume", is_flag=True,
                      help="Continue an interrupted run from its last checkpoint."),
-        click.option("--cell", type=click.Choice(CELL_CHOICES), help="Recurrent cell."),
+        click.option("--cell", type=click.Choice(choices.CELLS), help="Recurrent cell."),
         click.option("--units", type=int, help="Units per recurrent layer."),
         click.option("--layers", type=int, help="Stacked recurrent layers."),
         click.option("--bidirectional/--unidirectional", default=None,
@@ -86,8 +92,61 @@ def task_config(task_module, recipe, kwargs: dict[str, Any], set_items,
     from seqkit import config as configlib
 
     return configlib.resolve(task_module.Config, recipe, config_options(kwargs, exclude),
-                             set_items, task=task_module.TASK)
+                             set_items, task=task_module.NAME)
 
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False))
+
+
+def task_module(name: str):
+    return importlib.import_module(f"seqkit.tasks.{name}")
+
+
+def add_train(group: click.Group, task: str, *, argument: Callable, help: str,
+              data_options: list[Callable], options: list[Callable] = (),
+              sources: Callable[[str | None, str | None, dict], tuple],
+              skip: tuple[str, ...] = ()) -> click.Command:
+    """`seqkit TASK train`: the shared train options, the task's data options and its own;
+    `sources(train_path, valid_path, kwargs)` pops the data options from kwargs and returns
+    (Source, valid Source or None); the rest of kwargs are config keys."""
+
+    @group.command("train", help=help)
+    @argument
+    @train_options(skip=skip)
+    @apply_options([*data_options, *options])
+    def command(train_path, out_dir, valid_path, recipe, set_items, force, resume, **kwargs):
+        from seqkit import lifecycle
+
+        module = task_module(task)
+        source, valid = sources(train_path, valid_path, kwargs)
+        config = task_config(module, recipe, kwargs, set_items)
+        lifecycle.train(module, source, out_dir, config, valid=valid, force=force,
+                        resume=resume)
+
+    return command
+
+
+def add_evaluate(group: click.Group, task: str, *, help: str, data_options: list[Callable],
+                 source: Callable[[str, dict], Any], show: Callable[[dict], str],
+                 options: list[Callable] = (), metavar: str = "DATA",
+                 batch_size: int = 256) -> click.Command:
+    """`seqkit TASK evaluate MODEL_DIR DATA`: `source(data_path, kwargs)` pops the data
+    options; the task's own options (e.g. the beam) go to its `score`."""
+
+    @group.command("evaluate", help=help)
+    @click.argument("model_dir", type=click.Path(file_okay=False))
+    @click.argument("data_path", metavar=metavar,
+                    type=click.Path(dir_okay=False, allow_dash=True))
+    @apply_options([*data_options, *options])
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+    @click.option("--batch-size", type=int, default=batch_size, show_default=True)
+    def command(model_dir, data_path, as_json, batch_size, **kwargs):
+        from seqkit import lifecycle
+
+        data = source(data_path, kwargs)
+        result = lifecycle.evaluate(task_module(task), model_dir, data,
+                                    batch_size=batch_size, **kwargs)
+        click.echo(json.dumps(result, ensure_ascii=False) if as_json else show(result))
+
+    return command

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import click
 
-from seqkit.commands.common import echo_json, table_options, task_config, train_options
+from seqkit import choices
+from seqkit.commands.common import add_evaluate, add_train, task_module, table_options
 
-DATA_OPTIONS = ("text_column", "label_column", "sep", "encoding")
+TABLE = ("text_column", "label_column", "sep", "encoding")
+LABEL_OPTION = click.option("--label-column", help="Name of the label column.")
 
 
-def _table(kwargs):
-    from seqkit.tasks.sentiment import TableOptions
+def _source(path, kwargs):
+    return task_module("sentiment").Source(path, **{k: kwargs.pop(k, None) for k in TABLE})
 
-    return TableOptions(**{k: kwargs.pop(k, None) for k in DATA_OPTIONS})
+
+def _sources(train_path, valid_path, kwargs):
+    table = {k: kwargs.pop(k, None) for k in TABLE}
+    Source = task_module("sentiment").Source
+    return Source(train_path, **table), Source(valid_path, **table) if valid_path else None
+
+
+def _show(result: dict) -> str:
+    from seqkit import metrics
+
+    return metrics.format_classification(result)
 
 
 @click.group("sentiment")
@@ -20,44 +32,23 @@ def group() -> None:
     """Text classification, many-to-one: CSV/TSV with a text and a label column."""
 
 
-@group.command("train")
-@click.argument("train_path", metavar="TRAIN", type=click.Path(dir_okay=False))
-@train_options
-@table_options
-@click.option("--label-column", help="Name of the label column.")
-@click.option("--tokenizer", type=click.Choice(["auto", "char", "whitespace"]),
-              help="auto: CJK characters and Latin words; char; whitespace.")
-@click.option("--max-length", type=int, help="Tokens kept per text (default: 99th percentile).")
-@click.option("--embedding-dim", type=int, help="Embedding size.")
-@click.option("--pooling", type=click.Choice(["last", "max", "mean"]),
-              help="How the sequence becomes one vector.")
-def train_command(train_path, out_dir, valid_path, recipe, set_items, force, resume, **kwargs):
-    """Train a classifier on TRAIN and write it to -o MODEL_DIR."""
-    from seqkit.tasks import sentiment
+add_train(
+    group, "sentiment", help="Train a classifier on TRAIN and write it to -o MODEL_DIR.",
+    argument=click.argument("train_path", metavar="TRAIN", type=click.Path(dir_okay=False)),
+    data_options=[table_options, LABEL_OPTION], sources=_sources, options=[
+        click.option("--tokenizer", type=click.Choice(choices.TOKENIZERS),
+                     help="auto: CJK characters and Latin words; char; whitespace."),
+        click.option("--max-length", type=int,
+                     help="Tokens kept per text (default: 99th percentile)."),
+        click.option("--embedding-dim", type=int, help="Embedding size."),
+        click.option("--pooling", type=click.Choice(choices.POOLINGS),
+                     help="How the sequence becomes one vector."),
+    ])
 
-    table = _table(kwargs)
-    config = task_config(sentiment, recipe, kwargs, set_items)
-    sentiment.train(train_path, out_dir, config, valid_path=valid_path, table=table,
-                    force=force, resume=resume)
-
-
-@group.command("evaluate")
-@click.argument("model_dir", type=click.Path(file_okay=False))
-@click.argument("data_path", metavar="DATA", type=click.Path(dir_okay=False, allow_dash=True))
-@table_options
-@click.option("--label-column", help="Name of the label column.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--batch-size", type=int, default=256, show_default=True)
-def evaluate_command(model_dir, data_path, as_json, batch_size, **kwargs):
-    """Score MODEL_DIR on labelled DATA: accuracy, macro-F1, per class, confusion matrix."""
-    from seqkit import metrics
-    from seqkit.tasks import sentiment
-
-    result = sentiment.evaluate(model_dir, data_path, _table(kwargs), batch_size)
-    if as_json:
-        echo_json(result)
-    else:
-        click.echo(metrics.format_classification(result))
+add_evaluate(
+    group, "sentiment", data_options=[table_options, LABEL_OPTION], source=_source,
+    show=_show, help="Score MODEL_DIR on labelled DATA: accuracy, macro-F1, per class, "
+                     "confusion matrix.")
 
 
 @group.command("predict")
@@ -73,14 +64,14 @@ def predict_command(model_dir, input_path, fmt, batch_size, **kwargs):
     omitted or -). One output record per input line, in order, written as it goes."""
     import sys
 
+    from seqkit import lifecycle
     from seqkit.io import RecordWriter
-    from seqkit.tasks import sentiment
 
-    table = _table(kwargs)
+    sentiment = task_module("sentiment")
     predictor = sentiment.Predictor(model_dir, batch_size)
     labels = predictor.labels
     writer = RecordWriter(sys.stdout, fmt, ["label", *[f"p_{x}" for x in labels], "text"])
-    for records in predictor.stream(input_path, table):
+    for records in lifecycle.stream(predictor, input_path, read=kwargs):
         for r in records:
             probs = r["probabilities"]
             writer.write(r, [r["label"] or "", *[probs.get(x, "") for x in labels], r["text"]])

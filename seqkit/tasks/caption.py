@@ -29,7 +29,7 @@ from seqkit.images import CaptionSource
 from seqkit.batching import GroupedBatches
 from seqkit.training import TrainSpec, fit, make_optimizer, set_seed
 
-TASK = "caption"
+TASK = NAME = "caption"
 BOS, EOS = "<s>", "</s>"
 log = logging.getLogger("seqkit")
 

@@ -28,7 +28,7 @@ from seqkit.errors import ConfigError, DataError
 from seqkit.batching import Windows
 from seqkit.training import TrainSpec, fit, make_optimizer, set_seed
 
-TASK = "lm"
+TASK = NAME = "lm"
 LEVELS = ("auto", "char", "word")
 WORD_TOKENIZERS = ("whitespace", "auto")
 EOS = "<eos>"

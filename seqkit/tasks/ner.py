@@ -21,14 +21,13 @@ import numpy as np
 from keras import ops
 
 from seqkit import artifacts, config as configlib, io, metrics, schemes, text
-from seqkit.backbones import BackboneSpec, apply_backbone
+from seqkit.backbones import BackboneSpec, CharPool, apply_backbone
 from seqkit.crf import CRF
 from seqkit.errors import ConfigError, DataError
-from seqkit.batching import Batches
-from seqkit.training import (ScoreCallback, TrainSpec, fit, make_optimizer, predict_padded,
-                             set_seed)
+from seqkit.batching import Batches, predict_padded
+from seqkit.training import ScoreCallback, TrainSpec, fit, make_optimizer, set_seed
 
-TASK = "ner"
+TASK = NAME = "ner"
 CHAR_FEATURES = ("auto", "cnn", "none")
 SWITCH = ("auto", "on", "off")
 TOKENIZERS = ("auto", *text.TOKENIZERS)
@@ -291,22 +290,6 @@ def embedding_matrix(pre: Preprocessor, words: Sequence[str], matrix: np.ndarray
 
 
 # 3. Model ----------------------------------------------------------------------------------
-@keras.saving.register_keras_serializable(package="seqkit")
-class CharPool(keras.layers.Layer):
-    """Max over the characters of each word, skipping padding characters:
-    (batch, time, chars, filters) + char ids (batch, time, chars) -> (batch, time, filters)."""
-
-    def call(self, inputs):
-        features, char_ids = inputs
-        real = ops.expand_dims(char_ids > 0, -1)
-        pooled = ops.max(ops.where(real, features, ops.full_like(features, -1e9)), axis=2)
-        return ops.where(ops.any(real, axis=2), pooled, ops.zeros_like(pooled))
-
-    def compute_output_shape(self, input_shapes):
-        shape = input_shapes[0]
-        return (shape[0], shape[1], shape[3])
-
-
 def build_network(config: Config, pre: Preprocessor):
     """The shared graph: (inputs dict, emissions (batch, time, tags))."""
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")  # (batch, time)

@@ -13,20 +13,21 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
-import keras
 import numpy as np
 
-from seqkit import artifacts, config as configlib, io, metrics, text
-from seqkit.backbones import BackboneSpec, apply_backbone, pool_sequence
+from seqkit import artifacts, choices, config as configlib, io, metrics, text
+from seqkit.batching import Batches, predict_padded
 from seqkit.errors import ConfigError, DataError
-from seqkit.batching import Batches
-from seqkit.training import TrainSpec, fit, make_optimizer, predict_padded, set_seed
 
-TASK = "sentiment"
-POOLINGS = ("last", "max", "mean")
-BIGRAMS = ("auto", "on", "off")
+if TYPE_CHECKING:
+    import keras
+
+    from seqkit.lifecycle import Plan
+
+NAME = "sentiment"
+SUMMARY = "text classification, many-to-one"
 INFERENCE_STRETCH = 8
 log = logging.getLogger("seqkit")
 
@@ -52,9 +53,9 @@ class Config(configlib.Recipe):
     pooling: str = "max"
 
     def validate(self) -> None:
-        configlib.check_choice("tokenizer", self.tokenizer, text.TOKENIZERS)
-        configlib.check_choice("pooling", self.pooling, POOLINGS)
-        configlib.check_choice("bigrams", self.bigrams, BIGRAMS)
+        configlib.check_choice("tokenizer", self.tokenizer, choices.TOKENIZERS)
+        configlib.check_choice("pooling", self.pooling, choices.POOLINGS)
+        configlib.check_choice("bigrams", self.bigrams, choices.SWITCH)
         configlib.check_range("length_percentile", self.length_percentile, 50, 100)
         configlib.check_range("valid_fraction", self.valid_fraction, 0.01, 0.5)
         if self.embedding_dim < 1 or self.bigram_embedding_dim < 1 or self.max_length < 0:
@@ -63,7 +64,49 @@ class Config(configlib.Recipe):
         super().validate()
 
 
-# 2. Preprocessor ---------------------------------------------------------------------------
+# 2. Data -----------------------------------------------------------------------------------
+@dataclass
+class Source:
+    """A labelled table: its path and how to read it."""
+    path: str
+    text_column: str | None = None
+    label_column: str | None = None
+    sep: str | None = None
+    encoding: str | None = None
+
+
+@dataclass
+class Labelled:
+    texts: list[str]
+    labels: list[str]
+    lines: list[int]  # the file line of each example
+    path: str
+
+
+def read(source: Source, config: Config, reference=None) -> Labelled:
+    texts, labels, lines = io.read_text_label(source.path, source.text_column,
+                                              source.label_column, source.sep, source.encoding)
+    return Labelled(list(texts), list(labels), list(lines), source.path)
+
+
+def split(data: Labelled, config: Config) -> tuple[Labelled, Labelled]:
+    """A stratified hold-out (plain random when some class has one example)."""
+    from sklearn.model_selection import train_test_split
+
+    counts = {label: data.labels.count(label) for label in set(data.labels)}
+    stratify = data.labels if min(counts.values()) >= 2 else None
+    if stratify is None:
+        log.warning("some label occurs once; the validation split is not stratified")
+    parts = train_test_split(data.texts, data.labels, data.lines,
+                             test_size=config.valid_fraction, random_state=config.seed,
+                             stratify=stratify)
+    train, valid = (Labelled(*parts[0::2], data.path), Labelled(*parts[1::2], data.path))
+    log.info("no --valid given: holding out %s of %s examples (stratified)",
+             f"{len(valid.texts):,}", f"{len(data.texts):,}")
+    return train, valid
+
+
+# 3. Preprocessor ---------------------------------------------------------------------------
 class Preprocessor:
     """Text -> token ids (+ token-bigram ids), label <-> class id. Pure Python; saved as JSON."""
 
@@ -79,7 +122,8 @@ class Preprocessor:
         return text.tokenize(text.normalize(line), self.tokenizer, self.lowercase)
 
     @classmethod
-    def fit(cls, texts: Sequence[str], labels: Sequence[str], config: Config) -> "Preprocessor":
+    def fit(cls, data: Labelled, config: Config) -> "Preprocessor":
+        texts, labels = data.texts, data.labels
         token_lists = [text.tokenize(text.normalize(t), config.tokenizer, config.lowercase)
                        for t in texts]
         vocab = text.Vocabulary.build(token_lists, config.min_count, config.max_vocab)
@@ -113,12 +157,12 @@ class Preprocessor:
             out["bigrams"] = [self.bigrams.encode(text.bigrams(toks)) for toks in token_lists]
         return out
 
-    def encode_labels(self, labels: Sequence[str], lines: Sequence[int], path: str) -> np.ndarray:
-        for label, line in zip(labels, lines):
+    def encode_labels(self, data: Labelled) -> np.ndarray:
+        for label, line in zip(data.labels, data.lines):
             if label not in self.label_index:
                 raise DataError(f"label {label!r} was not seen in training; known labels: "
-                                f"{', '.join(self.labels)}", path=path, line=line)
-        return np.array([self.label_index[label] for label in labels], dtype=np.int32)
+                                f"{', '.join(self.labels)}", path=data.path, line=line)
+        return np.array([self.label_index[label] for label in data.labels], dtype=np.int32)
 
     def to_json(self) -> dict:
         return {"tokenizer": self.tokenizer, "lowercase": self.lowercase,
@@ -143,8 +187,12 @@ def sort_labels(labels: Iterable[str]) -> list[str]:
         return sorted(labels)
 
 
-# 3. Model ----------------------------------------------------------------------------------
+# 4. Model ----------------------------------------------------------------------------------
 def build_model(config: Config, pre: Preprocessor) -> keras.Model:
+    import keras
+
+    from seqkit.backbones import BackboneSpec, apply_backbone, pool_sequence
+
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")  # (batch, time)
     inputs = {"tokens": tokens}
     x = keras.layers.Embedding(len(pre.vocab), config.embedding_dim, mask_zero=True,
@@ -165,48 +213,22 @@ def build_model(config: Config, pre: Preprocessor) -> keras.Model:
     return keras.Model(inputs, probs, name="sentiment")
 
 
-def compile_model(model: keras.Model, config: Config) -> None:
+def prepare(config: Config, pre: Preprocessor, train: Labelled, valid: Labelled,
+            resume: bool) -> Plan:
+    from seqkit.lifecycle import Plan
+    from seqkit.training import TrainSpec, make_optimizer
+
+    model = build_model(config, pre)
     model.compile(optimizer=make_optimizer(TrainSpec.from_config(config)),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return Plan(model, _batches(pre, train, config, shuffle=True),
+                _batches(pre, valid, config, shuffle=False), monitor="val_accuracy",
+                mode="max")
 
 
-# 4. Decode ---------------------------------------------------------------------------------
-def decode(text_line: str, probs: np.ndarray | None, labels: Sequence[str]) -> dict:
-    """One output record; an input without tokens gets label None and no probabilities."""
-    if probs is None:
-        return {"text": text_line, "label": None, "probabilities": {}}
-    return {"text": text_line, "label": labels[int(np.argmax(probs))],
-            "probabilities": {label: round(float(p), 6) for label, p in zip(labels, probs)}}
-
-
-# Library functions ---------------------------------------------------------------------------
-@dataclass
-class TableOptions:
-    text_column: str | None = None
-    label_column: str | None = None
-    sep: str | None = None
-    encoding: str | None = None
-
-
-def read_labelled(path: str, table: TableOptions):
-    return io.read_text_label(path, table.text_column, table.label_column, table.sep,
-                              table.encoding)
-
-
-def split_holdout(texts, labels, fraction: float, seed: int):
-    """Stratified train/valid split (plain random when some class has one example)."""
-    from sklearn.model_selection import train_test_split
-
-    counts = {label: labels.count(label) for label in set(labels)}
-    stratify = labels if min(counts.values()) >= 2 else None
-    if stratify is None:
-        log.warning("some label occurs once; the validation split is not stratified")
-    return train_test_split(texts, labels, test_size=fraction, random_state=seed,
-                            stratify=stratify)
-
-
-def _batches(pre: Preprocessor, texts, labels, config: Config, shuffle: bool) -> Batches:
-    columns = pre.encode(texts, training=True)
+def _batches(pre: Preprocessor, data: Labelled, config: Config, shuffle: bool) -> Batches:
+    labels = pre.encode_labels(data)
+    columns = pre.encode(data.texts, training=True)
     keep = [i for i, s in enumerate(columns["tokens"]) if s]  # no tokens: nothing to learn
     columns = {name: [col[i] for i in keep] for name, col in columns.items()}
     names = list(columns)
@@ -215,46 +237,26 @@ def _batches(pre: Preprocessor, texts, labels, config: Config, shuffle: bool) ->
                    shuffle=shuffle, seed=config.seed)
 
 
-def train(train_path: str, out_dir: str, config: Config, *, valid_path: str | None = None,
-          table: TableOptions = TableOptions(), force: bool = False, resume: bool = False
-          ) -> dict:
-    """Train a classifier and write MODEL_DIR; returns the validation metrics."""
-    work, config = artifacts.begin(out_dir, TASK, config, force=force, resume=resume)
-    set_seed(config.seed)
-    texts, labels, _ = read_labelled(train_path, table)
-    if valid_path:
-        v_texts, v_labels, v_lines = read_labelled(valid_path, table)
-    else:
-        texts, v_texts, labels, v_labels = split_holdout(texts, labels, config.valid_fraction,
-                                                         config.seed)
-        v_lines = None
-        log.info("no --valid given: holding out %s of %s examples (stratified)",
-                 f"{len(v_texts):,}", f"{len(texts) + len(v_texts):,}")
-    pre = artifacts.setup_preprocessor(
-        work, task=TASK, config=config, resume=resume,
-        fit=lambda: Preprocessor.fit(texts, labels, config), from_json=Preprocessor.from_json)
-    y = pre.encode_labels(labels, range(2, len(labels) + 2), train_path)
-    v_y = pre.encode_labels(v_labels, v_lines or range(2, len(v_labels) + 2),
-                            valid_path or train_path)
-    train_batches = _batches(pre, texts, y, config, shuffle=True)
-    valid_batches = _batches(pre, v_texts, v_y, config, shuffle=False)
-    model = build_model(config, pre)
-    compile_model(model, config)
-    model, summary = fit(model, train_batches, valid_batches, TrainSpec.from_config(config),
-                         work, monitor="val_accuracy", mode="max", resume=resume)
-    scores = score(model, pre, v_texts, v_labels, config.batch_size)
-    log.info("validation accuracy %.4f, macro-F1 %.4f", scores["accuracy"], scores["macro_f1"])
-    result = {"validation": scores, "training": summary}
-    artifacts.complete(work, out_dir, task=TASK, model=model, preprocessor=pre.to_json(),
-                       config=config, metrics=result)
-    return result
+# 5. Decode and score -----------------------------------------------------------------------
+def decode(text_line: str, probs: np.ndarray | None, labels: Sequence[str]) -> dict:
+    """One output record; an input without tokens gets label None and no probabilities."""
+    if probs is None:
+        return {"text": text_line, "label": None, "probabilities": {}}
+    return {"text": text_line, "label": labels[int(np.argmax(probs))],
+            "probabilities": {label: round(float(p), 6) for label, p in zip(labels, probs)}}
 
 
-def score(model, pre: Preprocessor, texts, labels, batch_size: int) -> dict:
-    probs = predict_probs(model, pre, texts, batch_size)
-    predicted = [pre.labels[int(np.argmax(p))] if p is not None else None for p in probs]
-    return metrics.classification(labels, [p if p is not None else "" for p in predicted],
-                                  pre.labels)
+def score(model, config: Config, pre: Preprocessor, data: Labelled,
+          batch_size: int | None = None) -> dict:
+    """Accuracy, macro-F1, per-class scores and the confusion matrix."""
+    pre.encode_labels(data)  # an unknown label is an error, named with its line
+    probs = predict_probs(model, pre, data.texts, batch_size or config.batch_size)
+    predicted = [pre.labels[int(np.argmax(p))] if p is not None else "" for p in probs]
+    return metrics.classification(data.labels, predicted, pre.labels)
+
+
+def describe(scores: dict) -> str:
+    return f"accuracy {scores['accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f}"
 
 
 def predict_probs(model, pre: Preprocessor, texts: Sequence[str], batch_size: int
@@ -269,11 +271,12 @@ def predict_probs(model, pre: Preprocessor, texts: Sequence[str], batch_size: in
     return out
 
 
+# 6. Predict ----------------------------------------------------------------------------------
 class Predictor(artifacts.Handle):
     """A loaded model that classifies texts in batches."""
 
-    def __init__(self, model_dir: str, batch_size: int = 256):
-        super().__init__(model_dir, TASK, Config, Preprocessor, batch_size)
+    def __init__(self, model_dir: str, batch_size: int | None = None):
+        super().__init__(model_dir, NAME, Config, Preprocessor, batch_size or 256)
 
     @property
     def labels(self) -> list[str]:
@@ -283,23 +286,8 @@ class Predictor(artifacts.Handle):
         probs = predict_probs(self.model, self.pre, texts, self.batch_size)
         return [decode(t, p, self.pre.labels) for t, p in zip(texts, probs)]
 
-    def stream(self, input_path: str = "-", table: TableOptions = TableOptions(),
-               chunk_size: int = 1024):
-        """Read INPUT in chunks and yield each chunk's records as soon as they are ready."""
-        for chunk in io.iter_texts(input_path, table.text_column, table.sep, table.encoding,
-                                   chunk_size):
-            yield self.predict(chunk)
-
-
-def evaluate(model_dir: str, data_path: str, table: TableOptions = TableOptions(),
-             batch_size: int = 256) -> dict:
-    predictor = Predictor(model_dir, batch_size)
-    texts, labels, lines = read_labelled(data_path, table)
-    predictor.pre.encode_labels(labels, lines, data_path)
-    return score(predictor.model, predictor.pre, texts, labels, batch_size)
-
-
-def predict(model_dir: str, input_path: str = "-", table: TableOptions = TableOptions(),
-            batch_size: int = 256, chunk_size: int = 1024):
-    """Yield lists of output records, one list per chunk of input, one record per line."""
-    return Predictor(model_dir, batch_size).stream(input_path, table, chunk_size)
+    def chunks(self, input_path: str = "-", chunk_size: int | None = None,
+               text_column: str | None = None, sep: str | None = None,
+               encoding: str | None = None) -> Iterator[list[str]]:
+        """Lines of text, or the text column of a CSV/TSV."""
+        return io.iter_texts(input_path, text_column, sep, encoding, chunk_size or 1024)

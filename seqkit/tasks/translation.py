@@ -25,7 +25,7 @@ from seqkit.text import Side
 from seqkit.batching import Batches
 from seqkit.training import TrainSpec, fit, make_optimizer, set_seed
 
-TASK = "translation"
+TASK = NAME = "translation"
 ATTENTIONS = seq2seq.ATTENTIONS
 TOKENIZERS = text.SIDE_TOKENIZERS
 BOS, EOS = "<s>", "</s>"
