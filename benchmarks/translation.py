@@ -29,9 +29,9 @@ SEED, DEV, TEST = 1234, 1000, 2000
 def split(tmp: Path) -> tuple[Path, Path, Path]:
     import numpy as np
 
-    from seqkit import io
+    from seqkit import corpora
 
-    pairs = io.read_pairs(require(DATASETS / "tatoeba_cmn_eng" / "cmn.txt"))
+    pairs = corpora.read_pairs(require(DATASETS / "tatoeba_cmn_eng" / "cmn.txt"))
     order = np.random.default_rng(SEED).permutation(len(pairs.sources))
     parts = {"dev": order[:DEV], "test": order[DEV:DEV + TEST], "train": order[DEV + TEST:]}
     paths = {}

@@ -57,11 +57,13 @@ def train(task, source, out_dir: str | Path, config, *, valid=None, force: bool 
     {"validation": scores, "training": summary}, as written to metrics.json."""
     from seqkit.training import TrainSpec, fit, set_seed
 
+    if resume:  # the interrupted run's config, before reading (reading may depend on it)
+        work = artifacts.start_run(out_dir, resume=True)
+        config = artifacts.resume_config(work, task.NAME, config)
     data = task.read(source, config)
     valid_data = task.read(valid, config, reference=data) if valid is not None else None
-    work = artifacts.start_run(out_dir, force=force, resume=resume)
-    if resume:
-        config = artifacts.resume_config(work, task.NAME, config)
+    if not resume:  # bad data has failed by now, before anything is written
+        work = artifacts.start_run(out_dir, force=force)
     set_seed(config.seed)
     if valid_data is None:
         data, valid_data = task.split(data, config)

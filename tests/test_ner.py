@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY, make_ner_en, write_conll
-from seqkit import io, schemes
+from seqkit import corpora, schemes
 from seqkit.errors import DataError
 
 SMALL = [*TINY, "--epochs", "8", "--learning-rate", "0.05", "--patience", "8",
@@ -45,7 +45,7 @@ def test_reader_sentences_docstart_blank_lines_and_tabs(tmp_path):
     path = tmp_path / "a.conll"
     path.write_text("-DOCSTART- -X- O\n\n\nMara NNP B-PER\nQuell NNP I-PER\n\n\n"
                     "-DOCSTART- -X- O\nhi\tUH\tO\n", encoding="utf-8")
-    sentences = io.read_conll(path)
+    sentences = corpora.read_conll(path)
     assert [s.tokens for s in sentences] == [["Mara", "Quell"], ["hi"]]
     assert [s.tags for s in sentences] == [["B-PER", "I-PER"], ["O"]]
     assert sentences[0].lines == [4, 5] and sentences[1].lines == [9]
@@ -54,10 +54,10 @@ def test_reader_sentences_docstart_blank_lines_and_tabs(tmp_path):
 def test_reader_column_options(tmp_path):
     path = tmp_path / "a.conll"
     path.write_text("B-PER Mara x\nO went x\n", encoding="utf-8")
-    [sentence] = io.read_conll(path, token_column=2, tag_column=1)
+    [sentence] = corpora.read_conll(path, token_column=2, tag_column=1)
     assert sentence.tokens == ["Mara", "went"] and sentence.tags == ["B-PER", "O"]
     with pytest.raises(DataError, match="a.conll:1: no tag column 5: the line has 3 columns"):
-        io.read_conll(path, tag_column=5)
+        corpora.read_conll(path, tag_column=5)
 
 
 @pytest.mark.parametrize("content, expected", [
@@ -71,7 +71,7 @@ def test_reader_bad_lines(tmp_path, content, expected):
     path = tmp_path / "a.conll"
     path.write_text(content, encoding="utf-8")
     with pytest.raises(DataError) as err:
-        io.read_conll(path)
+        corpora.read_conll(path)
     assert expected in str(err.value)
 
 
@@ -176,14 +176,14 @@ def test_crf_model_saves_and_loads_in_safe_mode(tmp_path):
 def test_char_features_for_words_not_for_characters():
     from seqkit.tasks import ner
 
-    english = [io.Sentence(t, g, []) for t, g in make_ner_en(6)]
+    english = [corpora.Sentence(t, g, []) for t, g in make_ner_en(6)]
     pre = ner.Preprocessor.fit(english, "bio", ner.Config())
     assert pre.chars is not None and pre.tokenizer == "auto" and pre.bigrams is None
     inputs = pre.inputs([["Zorblax", "2024"]])
     assert inputs["tokens"] == [[pre.vocab.unk_id, pre.vocab.unk_id]]  # unseen words...
     assert inputs["chars"][0][0] == pre.chars.encode("Zorblax")  # ...keep their characters
     assert pre.word_key("Port-99") == "port-00"
-    chinese = [io.Sentence(list("张伟在北京"), ["B-NAME", "E-NAME", "O", "B-LOC", "E-LOC"], [])] * 2
+    chinese = [corpora.Sentence(list("张伟在北京"), ["B-NAME", "E-NAME", "O", "B-LOC", "E-LOC"], [])] * 2
     pre = ner.Preprocessor.fit(chinese, "bmes", ner.Config())
     assert pre.chars is None and pre.tokenizer == "char"
     assert pre.bigram_keys(["北", "京"]) == ["北 京", "京 </s>"]
@@ -200,7 +200,7 @@ def test_word_shapes_and_the_learnt_scheme():
               ("the", "Paris", "EU", "iPhone", "1996", "4-0", "--", "Ärzte")]
     assert shapes == ["lower", "Capitalised", "UPPER", "mIxed", "digits", "has digit", "other",
                       "Capitalised"]
-    english = [io.Sentence(t, g, []) for t, g in make_ner_en(6)]
+    english = [corpora.Sentence(t, g, []) for t, g in make_ner_en(6)]
     pre = ner.Preprocessor.fit(english, "bio", ner.Config())
     assert pre.shapes and pre.inputs([["EU", "talks"]])["shapes"] == [[3, 1]]
     assert pre.model_scheme == "bioes" and "S-PER" in pre.tags and "E-PER" in pre.tags

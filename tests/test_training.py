@@ -35,7 +35,6 @@ def tiny_classifier():
 
 
 def test_killed_run_resumes_to_the_same_result(data_dir, tmp_path, monkeypatch):
-    from seqkit.tasks import sentiment
 
     train = str(data_dir / "train.csv")
     train_sentiment(train, str(tmp_path / "straight"), small_config())
@@ -61,7 +60,6 @@ def test_killed_run_resumes_to_the_same_result(data_dir, tmp_path, monkeypatch):
 
 
 def test_resume_refuses_changed_settings(data_dir, tmp_path):
-    from seqkit.tasks import sentiment
 
     with pytest.raises(ConfigError, match="nothing to resume"):
         train_sentiment(str(data_dir / "train.csv"), str(tmp_path / "m"), small_config(),
@@ -78,7 +76,6 @@ def test_resume_refuses_changed_settings(data_dir, tmp_path):
 
 
 def test_force_replaces_a_model_dir_whole(data_dir, tmp_path):
-    from seqkit.tasks import sentiment
 
     out = tmp_path / "m"
     out.mkdir()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import run_subprocess
-from seqkit import io, metrics
+from seqkit import corpora, metrics
 from seqkit.errors import DataError
 
 NAMES = [("Tom", "汤姆"), ("Mary", "玛丽"), ("I", "我"), ("We", "我们")]
@@ -60,10 +60,10 @@ def mt_model(mt_data, tmp_path_factory):
 def test_tsv_with_bom_extra_columns_and_blank_lines(tmp_path):
     p = tmp_path / "pairs.tsv"
     p.write_bytes("\ufeffHi.\t嗨。\tCC-BY #1\n\nRun!\t跑！\n".encode("utf-8"))
-    pairs = io.read_pairs(p)
+    pairs = corpora.read_pairs(p)
     assert pairs.sources == ["Hi.", "Run!"] and pairs.targets == ["嗨。", "跑！"]
     assert pairs.lines == [1, 3]
-    rev = io.read_pairs(p, reverse=True)
+    rev = corpora.read_pairs(p, reverse=True)
     assert rev.sources == ["嗨。", "跑！"] and rev.targets == ["Hi.", "Run!"]
 
 
@@ -76,14 +76,14 @@ def test_bad_line_names_file_and_line(tmp_path, bad_line, message):
     p = tmp_path / "bad.tsv"
     p.write_text(f"a\tb\n{bad_line}\nc\td\n", encoding="utf-8")
     with pytest.raises(DataError, match=message) as err:
-        io.read_pairs(p)
+        corpora.read_pairs(p)
     assert str(err.value).startswith(f"{p}:2: ")
 
 
 def test_skip_bad_lines_counts_them(tmp_path, seqkit_log):
     p = tmp_path / "bad.tsv"
     p.write_text("a\tb\nno tab\nc\t\ne\tf\n", encoding="utf-8")
-    pairs = io.read_pairs(p, skip_bad_lines=True)
+    pairs = corpora.read_pairs(p, skip_bad_lines=True)
     assert pairs.sources == ["a", "e"] and pairs.skipped == 2
     assert "skipped 2 bad lines" in seqkit_log.text and f"{p}:2" in seqkit_log.text
 
@@ -92,16 +92,16 @@ def test_two_line_aligned_files(tmp_path):
     src, tgt = tmp_path / "src.txt", tmp_path / "tgt.txt"
     src.write_text("Hello.\n\nThanks.\n", encoding="utf-8")
     tgt.write_text("你好。\n\n谢谢。\n", encoding="utf-8")
-    pairs = io.read_parallel(src, tgt)
+    pairs = corpora.read_parallel(src, tgt)
     assert pairs.sources == ["Hello.", "Thanks."] and pairs.lines == [1, 3]
-    assert io.read_parallel(src, tgt, reverse=True).sources == ["你好。", "谢谢。"]
+    assert corpora.read_parallel(src, tgt, reverse=True).sources == ["你好。", "谢谢。"]
     tgt.write_text("你好。\n\n", encoding="utf-8")
     with pytest.raises(DataError, match="same number of lines") as err:
-        io.read_parallel(src, tgt)
+        corpora.read_parallel(src, tgt)
     assert str(err.value).startswith(f"{src}:3: ")
     tgt.write_text("你好。\n再见。\n谢谢。\n", encoding="utf-8")
     with pytest.raises(DataError, match="empty line") as err:
-        io.read_parallel(src, tgt)
+        corpora.read_parallel(src, tgt)
     assert str(err.value).startswith(f"{src}:2: ")
 
 

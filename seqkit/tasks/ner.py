@@ -20,7 +20,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from seqkit import artifacts, config as configlib, io, metrics, schemes, text
+from seqkit import artifacts, config as configlib, corpora, io, metrics, schemes, text
 from seqkit.backbones import BackboneSpec, CharPool, apply_backbone
 from seqkit.crf import CRF
 from seqkit.errors import ConfigError, DataError
@@ -150,7 +150,7 @@ class Preprocessor:
         return word_key(token, self.lowercase)
 
     @classmethod
-    def fit(cls, sentences: Sequence[io.Sentence], scheme: str, config: Config,
+    def fit(cls, sentences: Sequence[corpora.Sentence], scheme: str, config: Config,
             extra_words: Sequence[str] = ()) -> "Preprocessor":
         token_lists = [s.tokens for s in sentences]
         char_level = is_char_level(token_lists)
@@ -234,7 +234,7 @@ class Preprocessor:
                    bigrams, data.get("shapes", False), data.get("model_scheme"))
 
 
-def check_tags(sentences: Sequence[io.Sentence], scheme: str, path: str) -> None:
+def check_tags(sentences: Sequence[corpora.Sentence], scheme: str, path: str) -> None:
     """Every tag must belong to the scheme; the first that does not is a FILE:LINE error."""
     for sentence in sentences:
         for tag, line in zip(sentence.tags, sentence.lines):
@@ -243,7 +243,7 @@ def check_tags(sentences: Sequence[io.Sentence], scheme: str, path: str) -> None
                 raise DataError(problem, path=path, line=line)
 
 
-def resolve_scheme(config: Config, sentences: Sequence[io.Sentence]) -> str:
+def resolve_scheme(config: Config, sentences: Sequence[corpora.Sentence]) -> str:
     if config.scheme != "auto":
         return schemes.canonical(config.scheme)
     scheme = schemes.detect(s.tags for s in sentences)
@@ -261,7 +261,7 @@ def pretrained_vectors(path: str, token_lists: Sequence[Sequence[str]], config: 
         count["n"] += 1
         return count["n"] <= config.max_vocab or word in seen
 
-    words, matrix = io.read_vectors(path, keep=keep)
+    words, matrix = corpora.read_vectors(path, keep=keep)
     log.info("pretrained vectors: %s words of dimension %d from %s", f"{len(words):,}",
              matrix.shape[1], path)
     return words, matrix
@@ -409,11 +409,11 @@ class Columns:
     encoding: str | None = None
 
 
-def read_tagged(path: str, columns: Columns = Columns()) -> list[io.Sentence]:
-    return io.read_conll(path, columns.token_column, columns.tag_column, columns.encoding)
+def read_tagged(path: str, columns: Columns = Columns()) -> list[corpora.Sentence]:
+    return corpora.read_conll(path, columns.token_column, columns.tag_column, columns.encoding)
 
 
-def score(model, pre: Preprocessor, sentences: Sequence[io.Sentence], batch_size: int) -> dict:
+def score(model, pre: Preprocessor, sentences: Sequence[corpora.Sentence], batch_size: int) -> dict:
     predicted = predict_tags(model, pre, [s.tokens for s in sentences], batch_size)
     return metrics.entity_scores([s.tags for s in sentences], predicted, pre.scheme)
 
@@ -538,7 +538,7 @@ class Predictor(artifacts.Handle):
         """Read INPUT in chunks and yield each chunk's records as soon as they are ready."""
         if input_format == "conll":
             chunk: list[list[str]] = []
-            for sentence in io.iter_conll(input_path, columns.token_column, None,
+            for sentence in corpora.iter_conll(input_path, columns.token_column, None,
                                           columns.encoding):
                 chunk.append(sentence.tokens)
                 if len(chunk) >= chunk_size:

@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 import keras
 import numpy as np
 
-from seqkit import artifacts, config as configlib, decoding, io, metrics, seq2seq, text
+from seqkit import artifacts, config as configlib, corpora, decoding, io, metrics, seq2seq, text
 from seqkit.backbones import BackboneSpec, apply_backbone
 from seqkit.errors import ConfigError
 from seqkit.text import Side
@@ -236,22 +236,22 @@ class PairSource:
     skip_bad_lines: bool = False
     encoding: str | None = None
 
-    def read(self, reverse_default: bool = False) -> io.Pairs:
+    def read(self, reverse_default: bool = False) -> corpora.Pairs:
         reverse = self.reverse if self.reverse is not None else reverse_default
         if self.path is not None and (self.source_file or self.target_file):
             raise ConfigError("give either a TSV file or --source-file and --target-file, "
                               "not both")
         if self.path is not None:
-            return io.read_pairs(self.path, reverse=reverse,
+            return corpora.read_pairs(self.path, reverse=reverse,
                                  skip_bad_lines=self.skip_bad_lines, encoding=self.encoding)
         if not (self.source_file and self.target_file):
             raise ConfigError("no data: give a TSV file (source<TAB>target), or both "
                               "--source-file and --target-file")
-        return io.read_parallel(self.source_file, self.target_file, reverse=reverse,
+        return corpora.read_parallel(self.source_file, self.target_file, reverse=reverse,
                                 skip_bad_lines=self.skip_bad_lines, encoding=self.encoding)
 
 
-def split_holdout(pairs: io.Pairs, fraction: float, seed: int) -> tuple[io.Pairs, io.Pairs]:
+def split_holdout(pairs: corpora.Pairs, fraction: float, seed: int) -> tuple[corpora.Pairs, corpora.Pairs]:
     order = np.random.default_rng(seed).permutation(len(pairs.sources))
     cut = max(1, int(round(len(order) * fraction)))
     if cut >= len(order):
@@ -259,13 +259,13 @@ def split_holdout(pairs: io.Pairs, fraction: float, seed: int) -> tuple[io.Pairs
                           "give --valid")
 
     def take(index):
-        return io.Pairs([pairs.sources[i] for i in index], [pairs.targets[i] for i in index],
+        return corpora.Pairs([pairs.sources[i] for i in index], [pairs.targets[i] for i in index],
                         [pairs.lines[i] for i in index])
 
     return take(order[cut:]), take(order[:cut])
 
 
-def _batches(pre: Preprocessor, pairs: io.Pairs, config: Config, shuffle: bool) -> Batches:
+def _batches(pre: Preprocessor, pairs: corpora.Pairs, config: Config, shuffle: bool) -> Batches:
     src, tgt_in, tgt_out = pre.encode_pairs(pairs.sources, pairs.targets)
     keep = [i for i, s in enumerate(src) if s]
     columns = {"source": [src[i] for i in keep], "target_in": [tgt_in[i] for i in keep],
@@ -309,7 +309,7 @@ def train(data: PairSource, out_dir: str, config: Config, *, valid: PairSource |
     return result
 
 
-def score(translator: Translator, pairs: io.Pairs, beam_size: int, max_length: int = 0,
+def score(translator: Translator, pairs: corpora.Pairs, beam_size: int, max_length: int = 0,
           target_lang: str | None = None, batch_size: int = 64) -> dict:
     best = translator.translate(pairs.sources, beam_size, 1, max_length, batch_size)
     hypotheses = [b[0]["translation"] if b else "" for b in best]
@@ -360,7 +360,7 @@ def evaluate(model_dir: str, data: PairSource, beam_size: int | None = None,
     predictor = Predictor(model_dir, batch_size)
     pairs = data.read(predictor.pre.reverse)
     if limit is not None:
-        pairs = io.Pairs(pairs.sources[:limit], pairs.targets[:limit], pairs.lines[:limit])
+        pairs = corpora.Pairs(pairs.sources[:limit], pairs.targets[:limit], pairs.lines[:limit])
     beam = predictor.config.beam_size if beam_size is None else beam_size
     return score(predictor.translator, pairs, beam, max_length, target_lang, batch_size)
 
