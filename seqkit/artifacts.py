@@ -211,6 +211,9 @@ def load(model_dir: str | Path, task: str, config_cls, *,
         except ValueError:
             metrics = {}
     loaded = Loaded(path, task, config, preprocessor, metrics)
+    from seqkit.runtime import load_tensorflow
+
+    load_tensorflow()
     import keras
 
     for module in LAYER_MODULES:  # their custom layers register themselves on import

@@ -71,6 +71,8 @@ def cli(debug: bool, quiet: bool) -> None:
     """
     _state["debug"] = debug
     runtime.debug = debug
+    if runtime.owns_process and not debug:
+        runtime.keep_native_logs_off_stderr()
     setup_logging(debug, quiet)
 
 

@@ -55,6 +55,9 @@ def train(task, source, out_dir: str | Path, config, *, valid=None, force: bool 
           resume: bool = False) -> dict:
     """Train `task` on `source` (and `valid`, else a hold-out) and write MODEL_DIR; returns
     {"validation": scores, "training": summary}, as written to metrics.json."""
+    from seqkit.runtime import load_tensorflow
+
+    load_tensorflow()
     from seqkit.training import TrainSpec, fit, set_seed
 
     if resume:  # the interrupted run's config, before reading (reading may depend on it)

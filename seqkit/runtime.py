@@ -3,8 +3,9 @@
 TensorFlow's C++ side writes CUDA probes, absl warnings and oneDNN notes straight to file
 descriptor 2, at import and later, whenever an op first runs (TF_CPP_MIN_LOG_LEVEL does not
 reach all of them). In the `seqkit` command (`owns_process`), unless --debug, fd 2 points at
-/dev/null from TensorFlow's import to the end of the process, and Python's `sys.stderr`
-writes to a copy of the real stderr: stderr holds only seqkit's own lines. Used as a library,
+/dev/null from the moment the options are parsed to the end of the process, and Python's
+`sys.stderr` writes to a copy of the real stderr: stderr holds only seqkit's own lines,
+whichever module imports TensorFlow first. Used as a library,
 the process's stderr is the caller's, so fd 2 is borrowed only while TensorFlow loads.
 """
 
@@ -19,6 +20,8 @@ import sys
 debug = False
 # set by the `seqkit` entry point: this process is ours, and so is its fd 2
 owns_process = False
+# fd 2 is /dev/null for good (keep_native_logs_off_stderr)
+guarded = False
 
 
 def load_tensorflow() -> None:
@@ -30,7 +33,7 @@ def load_tensorflow() -> None:
 
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if owns_process and keep_native_logs_off_stderr():
+    if guarded:
         import tensorflow as tf
 
         tf.config.list_physical_devices()
@@ -55,6 +58,9 @@ def load_tensorflow() -> None:
 def keep_native_logs_off_stderr() -> bool:
     """Point fd 2 at /dev/null for the rest of the process and give `sys.stderr` a copy of
     the real stderr. False (and nothing changed) when stderr is not fd 2 of this process."""
+    global guarded
+    if guarded:
+        return True
     try:
         if sys.stderr.fileno() != 2:
             return False
@@ -66,4 +72,5 @@ def keep_native_logs_off_stderr() -> bool:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)
+    guarded = True
     return True

@@ -1,5 +1,5 @@
-"""One module per task: Config, Preprocessor, build_model, decode, and train/evaluate/predict."""
+"""One module per task, each with the same parts (the contract in seqkit/lifecycle.py).
 
-from seqkit.runtime import load_tensorflow
-
-load_tensorflow()
+Importing a task module loads neither TensorFlow nor Keras: its Config, Source, reader,
+Preprocessor and decoding are pure Python, and its model code imports Keras when it runs.
+"""
