@@ -3,7 +3,7 @@
 A task module (seqkit/tasks/NAME.py) holds only what is its own, under the same names in
 every task (the contract; `seqkit.tasks.TASKS` lists them):
 
-    NAME, SUMMARY           the command's name and a line for `seqkit tasks`
+    NAME                    the command's name (seqkit/cli.py's TASKS registers it)
     Config                  dataclass: config.Recipe (backbone and training keys) + its own keys
     Source                  dataclass: where data comes from (paths and how to read them)
     read(source, config, reference=None) -> data

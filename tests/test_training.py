@@ -300,3 +300,50 @@ def test_monitor_follows_keras_early_stopping_and_plateau(mode):
                 c.on_train_end()
             runs.append((epoch, rates, float(model.get_weights()[0].flat[0])))
         assert runs[0] == runs[1], (values, patience)
+
+
+def test_ctrl_c_during_fit_stops_at_the_next_batch_end(tmp_path):
+    """SIGINT during fit only sets a flag, checked at each batch's end: the interrupt is
+    raised from seqkit's own callback, after the last finished epoch's checkpoint, instead
+    of wherever the main thread happened to be (where it could be swallowed)."""
+    import os
+    import signal
+
+    import keras
+
+    from seqkit.batching import Batches
+    from seqkit.training import TrainSpec, fit, make_optimizer
+
+    class CtrlC(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.batches_after = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.batches_after:
+                self.batches_after.append(batch)
+            elif self.params and batch == 1 and self.epoch == 1:
+                self.batches_after.append(batch)
+                os.kill(os.getpid(), signal.SIGINT)
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.batches_after:
+                self.ended.append(batch)
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch, self.ended = epoch, []
+
+    seqs = [[1, 2, 3]] * 16
+    batches = Batches({"x": seqs, "y": [0, 1] * 8}, [3] * 16, 4, lambda b: (b["x"], b["y"]))
+    model = tiny_classifier()
+    spec = TrainSpec(epochs=5, batch_size=4, learning_rate=0.01, patience=5)
+    model.compile(make_optimizer(spec), "sparse_categorical_crossentropy")
+    ctrl_c = CtrlC()
+    with pytest.raises(KeyboardInterrupt) as raised:
+        fit(model, batches, batches, spec, tmp_path, monitor="val_loss", mode="min",
+            callbacks=[ctrl_c])
+    assert raised.traceback[-1].name == "_check"  # raised by seqkit, not where it landed
+    assert ctrl_c.batches_after == [1] and ctrl_c.ended == [1]  # that batch ended, no other
+    state = json.loads((tmp_path / "checkpoints" / "state.json").read_text())
+    assert state["epochs_done"] == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back
