@@ -12,9 +12,7 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -207,43 +205,6 @@ def _atomic(path: Path, write: Callable[[str], object]) -> None:
     os.replace(tmp, path)
 
 
-class _Interrupt(keras.callbacks.Callback):
-    """Ctrl-C during fit stops training at the next batch's end, raised from here.
-
-    Python raises KeyboardInterrupt wherever the main thread happens to be, which during
-    `model.fit` may be a finalizer or TensorFlow's Python glue that swallows it: a run was
-    seen to go on through all of its 500 epochs after Ctrl-C. So while fit runs, SIGINT only
-    sets a flag, which the callbacks check; a second Ctrl-C raises at once."""
-
-    def __init__(self):
-        super().__init__()
-        self.requested = False
-
-    def _request(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    @contextlib.contextmanager
-    def deferred(self):
-        if threading.current_thread() is not threading.main_thread() or \
-                signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-            yield  # not ours to change (another thread, or a caller's own handler)
-            return
-        previous = signal.signal(signal.SIGINT, self._request)
-        try:
-            yield
-            self._check()  # a Ctrl-C during the last epoch's end
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-    def _check(self, *args, **kwargs):
-        if self.requested:
-            raise KeyboardInterrupt
-
-    on_train_batch_end = on_test_batch_end = on_epoch_end = _check
-
-
 class ScoreCallback(keras.callbacks.Callback):
     """Puts `score(model)` into the epoch's logs as `val_NAME`, for early stopping on a
     score that Keras metrics cannot compute (e.g. entity F1 after decoding)."""
@@ -302,8 +263,6 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
         callbacks.insert(0, _SwapAverage(resumed=saved is not None))
     if spec.max_minutes > 0:
         callbacks.append(TimeLimit(spec.max_minutes))
-    interrupt = _Interrupt()
-    callbacks.append(interrupt)  # last: an epoch's checkpoint is written before it stops
     train.epoch = valid_epoch = initial_epoch
     if valid is not None:
         valid.epoch = valid_epoch
@@ -311,8 +270,7 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
     start = time.perf_counter()
     if initial_epoch < spec.epochs and not done_early:
         try:
-            with contextlib.redirect_stdout(sys.stderr), interrupt.deferred():
-                # (Keras prints progress to stdout)
+            with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress to stdout
                 model.fit(train.dataset(), validation_data=valid.dataset() if valid else None,
                           epochs=spec.epochs, initial_epoch=initial_epoch, callbacks=callbacks,
                           shuffle=False, verbose=1 if sys.stderr.isatty() else 0)

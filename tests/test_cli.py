@@ -172,10 +172,13 @@ def test_ctrl_c_exits_130_and_keeps_a_resumable_checkpoint(data_dir, tmp_path):
     import time
 
     out = tmp_path / "m"
+    # a shell starts background jobs with SIGINT ignored, and a child inherits that (so
+    # `pytest &` would make seqkit ignore the Ctrl-C): give the child the default
     proc = subprocess.Popen(
         [sys.executable, "-m", "seqkit", "sentiment", "train", str(data_dir / "train.csv"),
          "-o", str(out), "--epochs", "500", "--patience", "500", "--units", "8"],
-        stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     state = tmp_path / "m.partial" / "checkpoints" / "state.json"
     deadline = time.time() + 120
     while not state.exists() and time.time() < deadline and proc.poll() is None:
@@ -219,3 +222,23 @@ def test_stderr_holds_only_seqkit_lines(data_dir, tmp_path):
         assert all(line.startswith("seqkit: ") for line in lines), lines
     assert trained.stderr.decode().count("seqkit: epoch 1/1") == 1
     assert json.loads(predicted.stdout)["text"] == "good"
+
+
+def test_task_modules_import_without_tensorflow():
+    """Config, Source, read, split, Preprocessor and decoding are pure Python, so that
+    predict can run without TensorFlow; Keras is imported by model code when it runs."""
+    import subprocess
+    import sys
+
+    from seqkit.cli import TASKS
+
+    code = ("import importlib, sys\n"
+            f"for name in {list(TASKS)!r}:\n"
+            "    module = importlib.import_module('seqkit.tasks.' + name)\n"
+            "    module.Preprocessor.from_json, module.Config().validate()\n"
+            "import seqkit.lifecycle, seqkit.batching, seqkit.corpora, seqkit.decoding\n"
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
