@@ -43,7 +43,7 @@ def split(tmp: Path) -> tuple[Path, Path, Path]:
 
 
 def run(direction: str, attention: str, paths, args, out: Path) -> dict:
-    from seqkit import config as configlib
+    from seqkit import config as configlib, lifecycle
     from seqkit.tasks import translation
 
     train_path, dev_path, test_path = paths
@@ -53,10 +53,10 @@ def run(direction: str, attention: str, paths, args, out: Path) -> dict:
                                args.set_items, task="translation")
     model_dir = out / f"{direction}-{attention}"
     start = time.perf_counter()
-    result = translation.train(translation.PairSource(str(train_path), reverse=reverse),
-                               str(model_dir), config,
-                               valid=translation.PairSource(str(dev_path), reverse=reverse),
-                               force=True)
+    result = lifecycle.train(translation, translation.Source(str(train_path), reverse=reverse),
+                             str(model_dir), config,
+                             valid=translation.Source(str(dev_path), reverse=reverse),
+                             force=True)
     minutes = (time.perf_counter() - start) / 60
     row = {"direction": direction, "attention": attention,
            "epochs": result["training"]["epochs"], "best_epoch": result["training"]["best_epoch"],
@@ -64,8 +64,9 @@ def run(direction: str, attention: str, paths, args, out: Path) -> dict:
            "test_pairs": min(args.test_limit, TEST)}
     for beam in (1, 5):
         start = time.perf_counter()
-        scores = translation.evaluate(str(model_dir), translation.PairSource(str(test_path)),
-                                      beam_size=beam, limit=args.test_limit)
+        scores = lifecycle.evaluate(translation, str(model_dir),
+                                    translation.Source(str(test_path)), beam_size=beam,
+                                    limit=args.test_limit)
         name = "greedy" if beam == 1 else f"beam{beam}"
         row[f"{name}_bleu"], row[f"{name}_chrf"] = scores["bleu"], scores["chrf"]
         row[f"{name}_seconds"] = round(time.perf_counter() - start, 1)

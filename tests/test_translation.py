@@ -105,6 +105,39 @@ def test_two_line_aligned_files(tmp_path):
     assert str(err.value).startswith(f"{src}:2: ")
 
 
+# The task's data: Source, read, split ------------------------------------------------------
+def test_read_takes_an_open_direction_from_its_reference(mt_data):
+    from seqkit.tasks import translation
+
+    cfg = _config()
+    tsv = str(mt_data / "valid.tsv")
+    pairs = translation.read(translation.Source(tsv), cfg)
+    assert pairs.reverse is False and pairs.sources[0] == "Tom like tea."
+    for reference in (_pairs(reverse=True), translation.Preprocessor.fit(_pairs(True), cfg)):
+        assert reference.reverse is True
+        reversed_ = translation.read(translation.Source(tsv), cfg, reference=reference)
+        assert reversed_.reverse is True and reversed_.sources == pairs.targets
+        assert translation.read(translation.Source(tsv, reverse=False), cfg,
+                                reference=reference).sources == pairs.sources
+
+
+def test_split_holds_out_a_fraction_in_the_same_direction():
+    from seqkit.errors import ConfigError
+    from seqkit.tasks import translation
+
+    data = _pairs(reverse=True)
+    train, valid = translation.split(data, _config(valid_fraction=0.25, seed=5))
+    assert (len(train.sources), len(valid.sources)) == (36, 12)
+    assert train.reverse is valid.reverse is True
+    assert sorted(train.lines + valid.lines) == data.lines
+    assert all(data.sources[i - 1] == s for i, s in zip(valid.lines, valid.sources))
+    again = translation.split(data, _config(valid_fraction=0.25, seed=5))
+    assert again[1].lines == valid.lines
+    one = translation.Pairs(["a"], ["b"], [1])
+    with pytest.raises(ConfigError, match="too few"):
+        translation.split(one, _config())
+
+
 # Tokenisation per side ----------------------------------------------------------------------
 def _config(**kw):
     from seqkit.tasks.translation import Config
@@ -112,17 +145,24 @@ def _config(**kw):
     return Config(**{"embedding_dim": 8, "units": 8, "attention_units": 8, **kw})
 
 
+def _pairs(reverse=False):
+    from seqkit.tasks.translation import Pairs
+
+    sources, targets = zip(*make_pairs())
+    return Pairs(list(sources), list(targets), list(range(1, len(sources) + 1)),
+                 reverse=reverse)
+
+
 def test_each_side_has_its_own_tokenizer():
     from seqkit.tasks.translation import Preprocessor
 
-    sources, targets = zip(*make_pairs())
-    pre = Preprocessor.fit(sources, targets, _config())
+    pre = Preprocessor.fit(_pairs(), _config())
     assert pre.source.tokens("Tom likes TEA.") == ["tom", "likes", "tea", "."]
     assert pre.target.tokens("汤姆喜欢茶。") == ["汤", "姆", "喜", "欢", "茶", "。"]
     ids = pre.target.encode("汤姆喜欢茶。")
     assert pre.target.detokenize(ids) == "汤姆喜欢茶。"
-    pre = Preprocessor.fit(sources, targets, _config(source_tokenizer="whitespace",
-                                                     target_tokenizer="char"))
+    pre = Preprocessor.fit(_pairs(), _config(source_tokenizer="whitespace",
+                                             target_tokenizer="char"))
     assert pre.source.tokens("Tom likes tea.") == ["tom", "likes", "tea."]
     again = Preprocessor.from_json(json.loads(json.dumps(pre.to_json())))
     assert again.target.vocab == pre.target.vocab and again.source.tokenizer == "whitespace"
@@ -131,9 +171,7 @@ def test_each_side_has_its_own_tokenizer():
 def test_sentencepiece_side_trained_on_the_data():
     from seqkit.tasks.translation import Preprocessor
 
-    sources, targets = zip(*make_pairs())
-    pre = Preprocessor.fit(sources, targets, _config(source_tokenizer="sentencepiece",
-                                                     vocab_size=30))
+    pre = Preprocessor.fit(_pairs(), _config(source_tokenizer="sentencepiece", vocab_size=30))
     pieces = pre.source.tokens("Mary likes books.")
     assert pieces[0].startswith("\u2581") and "".join(pieces).replace("\u2581", " ").strip() \
         == "mary likes books."
@@ -154,9 +192,8 @@ def test_step_models_match_teacher_forcing(cell, attention, bidirectional):
     from seqkit.tasks.translation import Preprocessor, Translator, build_model
 
     keras.utils.set_random_seed(0)
-    sources, targets = zip(*make_pairs())
     cfg = _config(cell=cell, attention=attention, bidirectional=bidirectional, dropout=0.3)
-    pre = Preprocessor.fit(sources, targets, cfg)
+    pre = Preprocessor.fit(_pairs(), cfg)
     model = build_model(cfg, pre)
     src, tgt_in, _ = pre.encode_pairs(["Tom likes tea.", "We want rice and books."],
                                       ["汤姆喜欢茶。", "我们想要米饭。"])
@@ -249,6 +286,15 @@ def test_evaluate_json_and_report(mt_model, mt_data, cli):
     r = cli("translation", "evaluate", mt_model, mt_data / "valid.tsv", "--beam-size", "1",
             "--target-lang", "en")
     assert r.code == 0 and r.out.startswith("BLEU") and "tok:13a" in r.out
+
+
+def test_evaluate_limit_scores_the_first_pairs(mt_model, mt_data):
+    from seqkit import lifecycle
+    from seqkit.tasks import translation
+
+    result = lifecycle.evaluate(translation, mt_model, translation.Source(
+        str(mt_data / "valid.tsv")), beam_size=1, limit=5)
+    assert result["sentences"] == 5 and result["beam_size"] == 1
 
 
 def test_chinese_target_picks_the_zh_tokenizer():

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import click
 
-from seqkit.commands.common import echo_json, task_config, train_options
+from seqkit import choices
+from seqkit.commands.common import add_train, apply_options, echo_json, task_module
 
-TOKENIZER_CHOICES = click.Choice(["auto", "char", "whitespace", "sentencepiece"])
+TOKENIZER_CHOICES = click.Choice(choices.SIDE_TOKENIZERS)
 PAIR_OPTIONS = ("source_file", "target_file", "reverse", "skip_bad_lines", "encoding")
 
 
 def pair_options(func):
-    for option in reversed([
+    return apply_options([
         click.option("--source-file", type=click.Path(dir_okay=False, allow_dash=True),
                      help="Source sentences, one per line (with --target-file, in place of "
                           "a TSV)."),
@@ -23,28 +24,39 @@ def pair_options(func):
                      help="Skip pairs with an empty side or no tab (counted on stderr) "
                           "instead of stopping."),
         click.option("--encoding", help="Text encoding of the input (default UTF-8)."),
-    ]):
-        func = option(func)
-    return func
+    ])(func)
 
 
-def _pairs(path, kwargs):
-    from seqkit.tasks.translation import PairSource
+def _source(path, kwargs):
+    return task_module("translation").Source(path, **{k: kwargs.pop(k) for k in PAIR_OPTIONS})
 
-    return PairSource(path, **{k: kwargs.pop(k) for k in PAIR_OPTIONS})
+
+def _sources(train_path, valid_path, kwargs):
+    """The training Source and the --valid one (a TSV read in the same direction, with the
+    same --skip-bad-lines and --encoding). --tokenizer is no config key: it sets both sides'
+    tokenizers where they are not given."""
+    both = kwargs.pop("both_tokenizers")
+    if both:
+        for side in ("source_tokenizer", "target_tokenizer"):
+            kwargs[side] = kwargs[side] or both
+    source = _source(train_path, kwargs)
+    valid = None
+    if valid_path:
+        valid = task_module("translation").Source(
+            valid_path, reverse=source.reverse, skip_bad_lines=source.skip_bad_lines,
+            encoding=source.encoding)
+    return source, valid
 
 
 def _decode_options(func):
-    for option in reversed([
+    return apply_options([
         click.option("--beam-size", type=int,
                      help="Beam width; 1 is greedy search (default: the model's, 5)."),
         click.option("--max-length", type=int, default=0,
                      help="Most tokens per translation (default: twice the longest "
                           "training target kept)."),
         click.option("--batch-size", type=int, default=64, show_default=True),
-    ]):
-        func = option(func)
-    return func
+    ])(func)
 
 
 @click.group("translation")
@@ -52,39 +64,29 @@ def group() -> None:
     """Seq2seq encoder-decoder translation: TSV source<TAB>target, or two aligned files."""
 
 
-@group.command("train")
-@click.argument("train_path", metavar="[TRAIN]", required=False,
-                type=click.Path(dir_okay=False, allow_dash=True))
-@train_options
-@pair_options
-@click.option("--tokenizer", "both_tokenizers", type=TOKENIZER_CHOICES,
-              help="Tokenizer of both sides (auto: CJK characters and Latin words).")
-@click.option("--source-tokenizer", type=TOKENIZER_CHOICES, help="Tokenizer of the source.")
-@click.option("--target-tokenizer", type=TOKENIZER_CHOICES, help="Tokenizer of the target.")
-@click.option("--vocab-size", type=int, help="Sentencepiece pieces per side.")
-@click.option("--attention", type=click.Choice(["bahdanau", "luong", "none"]),
-              help="bahdanau (additive) or luong (multiplicative) attention, or none.")
-@click.option("--embedding-dim", type=int, help="Embedding size.")
-@click.option("--max-length", type=int, help="Tokens kept per side (default: 99th "
-                                              "percentile).")
-def train_command(train_path, out_dir, valid_path, recipe, set_items, force, resume,
-                  both_tokenizers, **kwargs):
-    """Train on TRAIN (TSV) or --source-file/--target-file; write -o MODEL_DIR."""
-    from seqkit.tasks import translation
-
-    data = _pairs(train_path, kwargs)
-    if both_tokenizers:
-        for side in ("source_tokenizer", "target_tokenizer"):
-            kwargs[side] = kwargs[side] or both_tokenizers
-    config = task_config(translation, recipe, kwargs, set_items)
-    valid = None
-    if valid_path:
-        valid = translation.PairSource(valid_path, reverse=data.reverse,
-                                       skip_bad_lines=data.skip_bad_lines,
-                                       encoding=data.encoding)
-    translation.train(data, out_dir, config, valid=valid, force=force, resume=resume)
+add_train(
+    group, "translation",
+    help="Train on TRAIN (TSV) or --source-file/--target-file; write -o MODEL_DIR.",
+    argument=click.argument("train_path", metavar="[TRAIN]", required=False,
+                            type=click.Path(dir_okay=False, allow_dash=True)),
+    data_options=[pair_options], sources=_sources, options=[
+        click.option("--tokenizer", "both_tokenizers", type=TOKENIZER_CHOICES,
+                     help="Tokenizer of both sides (auto: CJK characters and Latin words)."),
+        click.option("--source-tokenizer", type=TOKENIZER_CHOICES,
+                     help="Tokenizer of the source."),
+        click.option("--target-tokenizer", type=TOKENIZER_CHOICES,
+                     help="Tokenizer of the target."),
+        click.option("--vocab-size", type=int, help="Sentencepiece pieces per side."),
+        click.option("--attention", type=click.Choice(choices.ATTENTIONS),
+                     help="bahdanau (additive) or luong (multiplicative) attention, or none."),
+        click.option("--embedding-dim", type=int, help="Embedding size."),
+        click.option("--max-length", type=int, help="Tokens kept per side (default: 99th "
+                                                     "percentile)."),
+    ])
 
 
+# DATA is optional here (--source-file/--target-file instead), which add_evaluate's
+# argument is not; otherwise this is that template.
 @group.command("evaluate")
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @click.argument("data_path", metavar="[DATA]", required=False,
@@ -94,13 +96,13 @@ def train_command(train_path, out_dir, valid_path, recipe, set_items, force, res
 @click.option("--target-lang", help="Target language code (zh picks sacreBLEU's zh "
                                     "tokenizer); default: detected from the references.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate_command(model_dir, data_path, beam_size, max_length, batch_size, target_lang,
-                     as_json, **kwargs):
+def evaluate_command(model_dir, data_path, batch_size, as_json, **kwargs):
     """Score MODEL_DIR on DATA (or --source-file/--target-file): sacreBLEU BLEU and chrF."""
-    from seqkit.tasks import translation
+    from seqkit import lifecycle
 
-    result = translation.evaluate(model_dir, _pairs(data_path, kwargs), beam_size, max_length,
-                                  target_lang, batch_size)
+    source = _source(data_path, kwargs)
+    result = lifecycle.evaluate(task_module("translation"), model_dir, source,
+                                batch_size=batch_size, **kwargs)
     if as_json:
         echo_json(result)
         return
@@ -127,16 +129,16 @@ def predict_command(model_dir, input_path, beam_size, max_length, batch_size, n_
     in order, written as it goes; an empty line gives an empty line."""
     import sys
 
+    from seqkit import lifecycle
     from seqkit.io import RecordWriter
-    from seqkit.tasks import translation
 
     if n_best > 1 and fmt == "text":
         raise click.UsageError("--n-best lists several translations per line: use "
                                "--format jsonl")
-    predictor = translation.Predictor(model_dir, batch_size)
+    predictor = task_module("translation").Predictor(model_dir, batch_size)
     writer = RecordWriter(sys.stdout, "jsonl", []) if fmt == "jsonl" else None
-    for records in predictor.stream(input_path, encoding, beam_size=beam_size, n_best=n_best,
-                                    max_length=max_length):
+    for records in lifecycle.stream(predictor, input_path, read={"encoding": encoding},
+                                    beam_size=beam_size, n_best=n_best, max_length=max_length):
         for r in records:
             if writer:
                 writer.write(r)

@@ -13,22 +13,25 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
-import keras
 import numpy as np
 
-from seqkit import artifacts, config as configlib, corpora, decoding, io, metrics, seq2seq, text
-from seqkit.backbones import BackboneSpec, apply_backbone
+from seqkit import artifacts, choices, config as configlib, corpora, decoding, io, metrics
+from seqkit.batching import Batches
 from seqkit.errors import ConfigError
 from seqkit.text import Side
-from seqkit.batching import Batches
-from seqkit.training import TrainSpec, fit, make_optimizer, set_seed
 
-TASK = NAME = "translation"
-ATTENTIONS = seq2seq.ATTENTIONS
-TOKENIZERS = text.SIDE_TOKENIZERS
+if TYPE_CHECKING:
+    import keras
+
+    from seqkit import seq2seq
+    from seqkit.lifecycle import Plan
+
+NAME = "translation"
+SUMMARY = "seq2seq encoder-decoder translation, many-to-many"
 BOS, EOS = "<s>", "</s>"
+DECODE_BATCH = 64  # sentences decoded together (evaluate's and predict's --batch-size)
 log = logging.getLogger("seqkit")
 
 
@@ -60,8 +63,8 @@ class Config(configlib.Recipe):
 
     def validate(self) -> None:
         for side in ("source_tokenizer", "target_tokenizer"):
-            configlib.check_choice(side, getattr(self, side), TOKENIZERS)
-        configlib.check_choice("attention", self.attention, ATTENTIONS)
+            configlib.check_choice(side, getattr(self, side), choices.SIDE_TOKENIZERS)
+        configlib.check_choice("attention", self.attention, choices.ATTENTIONS)
         configlib.check_range("length_percentile", self.length_percentile, 50, 100)
         configlib.check_range("valid_fraction", self.valid_fraction, 0.001, 0.5)
         if min(self.embedding_dim, self.attention_units, self.beam_size, self.vocab_size) < 1 \
@@ -71,7 +74,60 @@ class Config(configlib.Recipe):
         super().validate()
 
 
-# 2. Preprocessor ---------------------------------------------------------------------------
+# 2. Data -----------------------------------------------------------------------------------
+@dataclass
+class Source:
+    """Where sentence pairs come from: a TSV, or two line-aligned files."""
+    path: str | None = None
+    source_file: str | None = None
+    target_file: str | None = None
+    reverse: bool | None = None  # None: as the model was trained (False when training)
+    skip_bad_lines: bool = False
+    encoding: str | None = None
+
+
+@dataclass
+class Pairs(corpora.Pairs):
+    """Sentence pairs and the direction they were read in (the Preprocessor keeps it)."""
+    reverse: bool = False
+
+    def take(self, index: Sequence[int]) -> "Pairs":
+        return Pairs([self.sources[i] for i in index], [self.targets[i] for i in index],
+                     [self.lines[i] for i in index], reverse=self.reverse)
+
+
+def read(source: Source, config: Config, reference=None) -> Pairs:
+    """The pairs of `source`; a direction left open (reverse None) is the reference's: the
+    training Pairs when reading validation data, the model's Preprocessor when evaluating."""
+    reverse = source.reverse if source.reverse is not None else \
+        bool(getattr(reference, "reverse", False))
+    options = {"reverse": reverse, "skip_bad_lines": source.skip_bad_lines,
+               "encoding": source.encoding}
+    if source.path is not None and (source.source_file or source.target_file):
+        raise ConfigError("give either a TSV file or --source-file and --target-file, "
+                          "not both")
+    if source.path is not None:
+        pairs = corpora.read_pairs(source.path, **options)
+    elif source.source_file and source.target_file:
+        pairs = corpora.read_parallel(source.source_file, source.target_file, **options)
+    else:
+        raise ConfigError("no data: give a TSV file (source<TAB>target), or both "
+                          "--source-file and --target-file")
+    return Pairs(pairs.sources, pairs.targets, pairs.lines, pairs.skipped, reverse)
+
+
+def split(data: Pairs, config: Config) -> tuple[Pairs, Pairs]:
+    """A random hold-out of valid_fraction of the pairs (at least one)."""
+    order = np.random.default_rng(config.seed).permutation(len(data.sources))
+    cut = max(1, int(round(len(order) * config.valid_fraction)))
+    if cut >= len(order):
+        raise ConfigError(f"{len(order)} pairs are too few to hold some out for validation; "
+                          "give --valid")
+    log.info("no --valid given: holding out %s of %s pairs", f"{cut:,}", f"{len(order):,}")
+    return data.take(order[cut:]), data.take(order[:cut])
+
+
+# 3. Preprocessor ---------------------------------------------------------------------------
 class Preprocessor:
     """Sentences <-> token ids for both sides. Pure Python; saved as JSON.
 
@@ -84,13 +140,12 @@ class Preprocessor:
         self.bos_id, self.eos_id = target.vocab.id(BOS), target.vocab.id(EOS)
 
     @classmethod
-    def fit(cls, sources: Sequence[str], targets: Sequence[str], config: Config,
-            reverse: bool = False) -> "Preprocessor":
-        source = Side.fit(sources, "source", config.source_tokenizer, config.lowercase_source,
-                          True, config)
-        target = Side.fit(targets, "target", config.target_tokenizer, False, False, config,
+    def fit(cls, data: Pairs, config: Config) -> "Preprocessor":
+        source = Side.fit(data.sources, "source", config.source_tokenizer,
+                          config.lowercase_source, True, config)
+        target = Side.fit(data.targets, "target", config.target_tokenizer, False, False, config,
                           specials=(BOS, EOS))
-        return cls(source, target, reverse)
+        return cls(source, target, bool(getattr(data, "reverse", False)))
 
     def encode_pairs(self, sources, targets) -> tuple[list, list, list]:
         """Source ids, decoder inputs (<s> y) and decoder targets (y </s>)."""
@@ -108,13 +163,20 @@ class Preprocessor:
                    data.get("reverse", False))
 
 
-# 3. Model ----------------------------------------------------------------------------------
+# 4. Model ----------------------------------------------------------------------------------
 def _decoder_units(config: Config) -> int:
+    from seqkit.backbones import BackboneSpec
+
     return BackboneSpec.from_config(config).output_units
 
 
 def build_encoder(config: Config, pre: Preprocessor) -> keras.Model:
     """source ids -> [encoder outputs, attention keys, source mask, *decoder start states]."""
+    import keras
+
+    from seqkit import seq2seq
+    from seqkit.backbones import BackboneSpec, apply_backbone
+
     spec = BackboneSpec.from_config(config)
     source = keras.Input(shape=(None,), dtype="int32", name="source")  # (batch, src_time)
     mask = seq2seq.PaddingMask(name="source_mask")(source)
@@ -137,6 +199,8 @@ def build_encoder(config: Config, pre: Preprocessor) -> keras.Model:
 
 
 def decoder_spec(config: Config, pre: Preprocessor) -> seq2seq.DecoderSpec:
+    from seqkit import seq2seq
+
     return seq2seq.DecoderSpec(
         cell=config.cell, units=_decoder_units(config), vocab_size=len(pre.target.vocab),
         embedding_dim=config.embedding_dim, dropout=config.dropout,
@@ -146,6 +210,10 @@ def decoder_spec(config: Config, pre: Preprocessor) -> seq2seq.DecoderSpec:
 
 def build_model(config: Config, pre: Preprocessor) -> keras.Model:
     """(source ids, decoder input ids) -> next-token logits (batch, tgt_time, vocab)."""
+    import keras
+
+    from seqkit import seq2seq
+
     encoder = build_encoder(config, pre)
     source = keras.Input(shape=(None,), dtype="int32", name="source")
     target_in = keras.Input(shape=(None,), dtype="int32", name="target_in")
@@ -163,16 +231,39 @@ def _split_encoded(config: Config, encoded) -> tuple[list, list]:
     return encoded[:3], encoded[3:]
 
 
-def compile_model(model: keras.Model, config: Config) -> None:
+def prepare(config: Config, pre: Preprocessor, train: Pairs, valid: Pairs,
+            resume: bool) -> Plan:
+    from seqkit import seq2seq
+    from seqkit.lifecycle import Plan
+    from seqkit.training import TrainSpec, make_optimizer
+
+    model = build_model(config, pre)
     model.compile(optimizer=make_optimizer(TrainSpec.from_config(config)), loss=seq2seq.loss())
+    return Plan(model, _batches(pre, train, config, shuffle=True),
+                _batches(pre, valid, config, shuffle=False), monitor="val_loss", mode="min")
 
 
-# 4. Decode ---------------------------------------------------------------------------------
+def _batches(pre: Preprocessor, pairs: Pairs, config: Config, shuffle: bool) -> Batches:
+    src, tgt_in, tgt_out = pre.encode_pairs(pairs.sources, pairs.targets)
+    keep = [i for i, s in enumerate(src) if s]
+    columns = {"source": [src[i] for i in keep], "target_in": [tgt_in[i] for i in keep],
+               "target_out": [tgt_out[i] for i in keep]}
+    lengths = [len(columns["source"][j]) + len(columns["target_in"][j])
+               for j in range(len(keep))]
+    return Batches(columns, lengths, config.batch_size,
+                   lambda b: ({"source": b["source"], "target_in": b["target_in"]},
+                              b["target_out"]),
+                   shuffle=shuffle, seed=config.seed)
+
+
+# 5. Decode ---------------------------------------------------------------------------------
 class Translator:
     """Encoder and decoder-step models around a trained model; decodes in NumPy."""
 
     def __init__(self, model: keras.Model, config: Config, pre: Preprocessor):
         import tensorflow as tf
+
+        from seqkit import seq2seq
 
         self.config, self.pre = config, pre
         self.encoder = model.get_layer("encoder")
@@ -200,7 +291,7 @@ class Translator:
         return given or self.config.max_output_length or 2 * self.pre.target.max_length
 
     def translate(self, sources: Sequence[str], beam_size: int = 1, n_best: int = 1,
-                  max_length: int = 0, batch_size: int = 64) -> list[list[dict]]:
+                  max_length: int = 0, batch_size: int = DECODE_BATCH) -> list[list[dict]]:
         """For each source, its n_best translations, best first: {"translation", "score"}
         (score: the log-probability, end of sentence included). Empty sources give []."""
         ids = [self.pre.source.encode(s) if s.strip() else [] for s in sources]
@@ -225,108 +316,41 @@ def decode(hypothesis: decoding.Hypothesis, pre: Preprocessor) -> dict:
             "score": round(hypothesis.score, 4)}
 
 
-# Library functions ---------------------------------------------------------------------------
-@dataclass
-class PairSource:
-    """Where sentence pairs come from: a TSV, or two line-aligned files."""
-    path: str | None = None
-    source_file: str | None = None
-    target_file: str | None = None
-    reverse: bool | None = None  # None: as the model was trained (False when training)
-    skip_bad_lines: bool = False
-    encoding: str | None = None
-
-    def read(self, reverse_default: bool = False) -> corpora.Pairs:
-        reverse = self.reverse if self.reverse is not None else reverse_default
-        if self.path is not None and (self.source_file or self.target_file):
-            raise ConfigError("give either a TSV file or --source-file and --target-file, "
-                              "not both")
-        if self.path is not None:
-            return corpora.read_pairs(self.path, reverse=reverse,
-                                 skip_bad_lines=self.skip_bad_lines, encoding=self.encoding)
-        if not (self.source_file and self.target_file):
-            raise ConfigError("no data: give a TSV file (source<TAB>target), or both "
-                              "--source-file and --target-file")
-        return corpora.read_parallel(self.source_file, self.target_file, reverse=reverse,
-                                skip_bad_lines=self.skip_bad_lines, encoding=self.encoding)
-
-
-def split_holdout(pairs: corpora.Pairs, fraction: float, seed: int) -> tuple[corpora.Pairs, corpora.Pairs]:
-    order = np.random.default_rng(seed).permutation(len(pairs.sources))
-    cut = max(1, int(round(len(order) * fraction)))
-    if cut >= len(order):
-        raise ConfigError(f"{len(order)} pairs are too few to hold some out for validation; "
-                          "give --valid")
-
-    def take(index):
-        return corpora.Pairs([pairs.sources[i] for i in index], [pairs.targets[i] for i in index],
-                        [pairs.lines[i] for i in index])
-
-    return take(order[cut:]), take(order[:cut])
-
-
-def _batches(pre: Preprocessor, pairs: corpora.Pairs, config: Config, shuffle: bool) -> Batches:
-    src, tgt_in, tgt_out = pre.encode_pairs(pairs.sources, pairs.targets)
-    keep = [i for i, s in enumerate(src) if s]
-    columns = {"source": [src[i] for i in keep], "target_in": [tgt_in[i] for i in keep],
-               "target_out": [tgt_out[i] for i in keep]}
-    lengths = [len(columns["source"][j]) + len(columns["target_in"][j])
-               for j in range(len(keep))]
-    return Batches(columns, lengths, config.batch_size,
-                   lambda b: ({"source": b["source"], "target_in": b["target_in"]},
-                              b["target_out"]),
-                   shuffle=shuffle, seed=config.seed)
-
-
-def train(data: PairSource, out_dir: str, config: Config, *, valid: PairSource | None = None,
-          force: bool = False, resume: bool = False) -> dict:
-    """Train a translation model and write MODEL_DIR; returns the validation metrics."""
-    pairs = data.read()  # bad data fails before anything is written
-    valid_pairs = valid.read(bool(data.reverse)) if valid is not None else None
-    work = artifacts.start_run(out_dir, force=force, resume=resume)
-    if resume:
-        config = artifacts.resume_config(work, TASK, config)
-    set_seed(config.seed)
-    if valid_pairs is None:
-        pairs, valid_pairs = split_holdout(pairs, config.valid_fraction, config.seed)
-        log.info("no --valid given: holding out %s of %s pairs", f"{len(valid_pairs.sources):,}",
-                 f"{len(pairs.sources) + len(valid_pairs.sources):,}")
-    if resume:
-        pre = Preprocessor.from_json(artifacts.read_json(work / artifacts.PREPROCESSOR_FILE))
-    else:
-        pre = Preprocessor.fit(pairs.sources, pairs.targets, config, bool(data.reverse))
-        artifacts.save_setup(work, task=TASK, preprocessor=pre.to_json(), config=config)
-    model = build_model(config, pre)
-    compile_model(model, config)
-    model, summary = fit(model, _batches(pre, pairs, config, True),
-                         _batches(pre, valid_pairs, config, False), TrainSpec.from_config(config),
-                         work, monitor="val_loss", mode="min", resume=resume)
-    scores = score(Translator(model, config, pre), valid_pairs, beam_size=1)
-    log.info("validation BLEU %.2f, chrF %.2f (greedy)", scores["bleu"], scores["chrf"])
-    result = {"validation": scores, "training": summary}
-    artifacts.complete(work, out_dir, task=TASK, model=model, preprocessor=pre.to_json(),
-                       config=config, metrics=result)
-    return result
-
-
-def score(translator: Translator, pairs: corpora.Pairs, beam_size: int, max_length: int = 0,
-          target_lang: str | None = None, batch_size: int = 64) -> dict:
-    best = translator.translate(pairs.sources, beam_size, 1, max_length, batch_size)
+# 6. Score ----------------------------------------------------------------------------------
+def score(model, config: Config, pre: Preprocessor, data: Pairs, batch_size: int | None = None,
+          beam_size: int | None = 1, max_length: int = 0, target_lang: str | None = None,
+          limit: int | None = None) -> dict:
+    """sacreBLEU BLEU and chrF of the first `limit` pairs (all when None). Validation after
+    training is greedy (beam_size 1); evaluate passes beam_size None for the model's beam."""
+    translator = Translator(model, config, pre)
+    sources, targets = data.sources[:limit], data.targets[:limit]
+    beam = config.beam_size if beam_size is None else beam_size
+    best = translator.translate(sources, beam, 1, max_length, batch_size or DECODE_BATCH)
     hypotheses = [b[0]["translation"] if b else "" for b in best]
-    result = metrics.translation(hypotheses, pairs.targets, target_lang)
-    result["beam_size"] = beam_size
+    result = metrics.translation(hypotheses, targets, target_lang)
+    result["beam_size"] = beam
     return result
 
 
-class Predictor:
+def describe(scores: dict) -> str:
+    search = "greedy" if scores["beam_size"] <= 1 else f"beam {scores['beam_size']}"
+    return f"BLEU {scores['bleu']:.2f}, chrF {scores['chrf']:.2f} ({search})"
+
+
+# 7. Predict --------------------------------------------------------------------------------
+class Predictor(artifacts.Handle):
     """A loaded model that translates sentences in batches."""
 
-    def __init__(self, model_dir: str, batch_size: int = 64):
-        loaded = artifacts.load(model_dir, TASK, Config)
-        self.config = loaded.config
-        self.pre = Preprocessor.from_json(loaded.preprocessor)
-        self.translator = Translator(loaded.model, self.config, self.pre)
-        self.batch_size = batch_size
+    def __init__(self, model_dir: str, batch_size: int | None = None):
+        super().__init__(model_dir, NAME, Config, Preprocessor, batch_size or DECODE_BATCH)
+        self._translator: Translator | None = None
+
+    @property
+    def translator(self) -> Translator:
+        """The encoder and step models, assembled on first use."""
+        if self._translator is None:
+            self._translator = Translator(self.model, self.config, self.pre)
+        return self._translator
 
     def predict(self, sources: Sequence[str], beam_size: int | None = None, n_best: int = 1,
                 max_length: int = 0) -> list[dict]:
@@ -346,25 +370,7 @@ class Predictor:
             records.append(record)
         return records
 
-    def stream(self, input_path: str = "-", encoding: str | None = None, chunk_size: int = 256,
-               **options) -> Iterator[list[dict]]:
-        """Read INPUT (one source per line) in chunks; yield each chunk's records in order."""
-        for chunk in io.iter_lines(input_path, encoding, chunk_size):
-            yield self.predict(chunk, **options)
-
-
-def evaluate(model_dir: str, data: PairSource, beam_size: int | None = None,
-             max_length: int = 0, target_lang: str | None = None, batch_size: int = 64,
-             limit: int | None = None) -> dict:
-    """Score MODEL_DIR on pairs (the first `limit` of them, when given)."""
-    predictor = Predictor(model_dir, batch_size)
-    pairs = data.read(predictor.pre.reverse)
-    if limit is not None:
-        pairs = corpora.Pairs(pairs.sources[:limit], pairs.targets[:limit], pairs.lines[:limit])
-    beam = predictor.config.beam_size if beam_size is None else beam_size
-    return score(predictor.translator, pairs, beam, max_length, target_lang, batch_size)
-
-
-def predict(model_dir: str, input_path: str = "-", batch_size: int = 64, **options):
-    """Yield lists of output records, one list per chunk of input, one record per line."""
-    return Predictor(model_dir, batch_size).stream(input_path, **options)
+    def chunks(self, input_path: str = "-", chunk_size: int | None = None,
+               encoding: str | None = None) -> Iterator[list[str]]:
+        """The lines of INPUT, one source per line."""
+        return io.iter_lines(input_path, encoding, chunk_size or 256)
