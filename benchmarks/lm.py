@@ -50,20 +50,20 @@ def run(name: str, train_path: Path, valid_path: Path, test_path: Path, set_item
         samples: int) -> dict:
     import numpy as np
 
-    from seqkit import config as configlib
+    from seqkit import config as configlib, lifecycle
     from seqkit.tasks import lm
 
     config = configlib.resolve(lm.Config, ROOT / "tasks" / "lm.toml", set_items=set_items,
                                task="lm")
     model_dir = out / name
     start, cpu_start = time.perf_counter(), time.process_time()
-    result = lm.train(str(train_path), str(model_dir), config, valid_path=str(valid_path),
-                      force=True)
+    result = lifecycle.train(lm, lm.Source(str(train_path)), model_dir, config,
+                             valid=lm.Source(str(valid_path)), force=True)
     train_minutes = (time.perf_counter() - start) / 60
     cpu_minutes = (time.process_time() - cpu_start) / 60  # the machine may be shared
     cut = bool(config.max_minutes) and train_minutes >= config.max_minutes
-    model = lm.LanguageModel(str(model_dir))
-    test = model.evaluate(str(test_path))
+    test = lifecycle.evaluate(lm, model_dir, lm.Source(str(test_path)))
+    model = lm.Predictor(str(model_dir))
     rng = np.random.default_rng(7)
     history = result["training"]["history"]
     row = {"dataset": name, "level": test["level"], "vocabulary": len(model.pre.vocab),

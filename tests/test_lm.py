@@ -34,7 +34,7 @@ def tiny_pre(level="word"):
     from seqkit.tasks import lm
 
     stream = lm.token_stream(EN_WORDS, lambda line: lm.line_tokens(line, level))
-    return lm.Preprocessor.fit(stream, level, lm.Config())
+    return lm.Preprocessor.fit(lm.Corpus(stream, level, "-"), lm.Config())
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +89,28 @@ def test_holdout_is_the_tail_cut_at_a_line_end():
     assert train[-1] == "<eos>" and valid[0] == "<eos>"
     assert train[:-1] + valid == stream
     assert 0 < len(valid) < len(stream) / 2
+    parts = lm.split(lm.Corpus(stream, "word", "t.txt"), lm.Config(valid_fraction=0.2))
+    assert [part.tokens for part in parts] == [train, valid]
+    assert [part.level for part in parts] == ["word", "word"]
+
+
+def test_every_text_of_a_run_is_read_at_the_trained_level(tmp_path):
+    from seqkit.tasks import lm
+
+    en = tmp_path / "en.txt"
+    en.write_text("Hi, you!\n\n  the cat \n", encoding="utf-8")
+    zh = lm.Source(str(write_zh(tmp_path / "zh.txt", n=3)))
+    config = lm.Config(lowercase=True)
+    train = lm.read(lm.Source(str(en)), config)
+    assert train.level == "word"
+    assert train.tokens == ["<eos>", "hi,", "you!", "<eos>", "the", "cat", "<eos>"]
+    assert lm.read(zh, config).level == "char"
+    # validation text is read at the training text's level, a model's data at the model's
+    valid = lm.read(zh, config, reference=train)
+    assert valid.level == "word" and len(valid.tokens) == 1 + 3 * 2
+    pre = lm.Preprocessor.fit(lm.read(zh, config), lm.Config())
+    assert lm.read(lm.Source(str(en)), config, reference=pre).tokens[:4] == [
+        "<eos>", "H", "i", ","]
 
 
 # --- windows ----------------------------------------------------------------------------
@@ -190,6 +212,13 @@ def test_perplexity_is_exp_of_the_mean_loss_by_hand():
     assert scores["bits_per_character"] == pytest.approx(nll / math.log(2), rel=1e-5)
     # side by side rows cover every token once too
     assert lm.stream_scores(lm.Stepper(model, config), ids, "word", rows=4)["tokens"] == 69
+    # score: validation runs batch_size parts; evaluate its own count, and names the level
+    corpus = lm.Corpus([pre.vocab.tokens[i] for i in ids], "char", "-")
+    stepper = lm.Stepper(model, config)
+    assert lm.score(model, config, pre, corpus) == lm.stream_scores(stepper, ids, "char",
+                                                                    rows=config.batch_size)
+    assert lm.score(model, config, pre, corpus, batch_size=4) == {
+        "level": "char", **lm.stream_scores(stepper, ids, "char", rows=4)}
 
 
 def test_tied_embeddings_survive_safe_mode_save_and_load(tmp_path):
@@ -251,7 +280,7 @@ def test_generate_is_reproducible_with_a_seed(zh_model, cli):
 def test_generate_streams_one_piece_per_token(zh_model):
     from seqkit.tasks import lm
 
-    model = lm.LanguageModel(str(zh_model))
+    model = lm.Predictor(str(zh_model))
     calls = []
     step = model.stepper.step
     model.stepper.step = lambda tokens, states: calls.append(1) or step(tokens, states)

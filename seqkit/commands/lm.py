@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
 
-from seqkit.commands.common import echo_json, task_config, train_options
+from seqkit import choices
+from seqkit.commands.common import add_evaluate, add_train, task_module
 
-encoding_option = click.option("--encoding", help="Text encoding of the input (default UTF-8).")
+log = logging.getLogger("seqkit")
+
+ENCODING_OPTION = click.option("--encoding",
+                               help="Text encoding of the input (default UTF-8).")
+
+
+def _sources(train_path, valid_path, kwargs):
+    Source, encoding = task_module("lm").Source, kwargs.pop("encoding", None)
+    return Source(train_path, encoding), Source(valid_path, encoding) if valid_path else None
+
+
+def _source(path, kwargs):
+    return task_module("lm").Source(path, kwargs.pop("encoding", None))
+
+
+def _show(result: dict) -> str:
+    lines = [f"{key:<19} {result[key]:.4f}"
+             for key in ("perplexity", "bits_per_character", "loss") if key in result]
+    lines.append(f"{'tokens':<19} {result['tokens']} ({result['unknown_tokens']} unknown)")
+    lines.append(f"{'level':<19} {result['level']}")
+    return "\n".join(lines)
 
 
 @click.group("lm")
@@ -16,47 +38,29 @@ def group() -> None:
     """Language model and text generation: plain text, characters or words."""
 
 
-@group.command("train")
-@click.argument("train_path", metavar="TRAIN", type=click.Path(dir_okay=False, allow_dash=True))
-@train_options
-@encoding_option
-@click.option("--level", type=click.Choice(["auto", "char", "word"]),
-              help="Tokens: characters, words, or auto (characters for CJK text).")
-@click.option("--sequence-length", type=int,
-              help="Tokens per training window (truncated backpropagation through time).")
-@click.option("--embedding-dim", type=int, help="Embedding size.")
-@click.option("--tie-embeddings/--untie-embeddings", default=None,
-              help="Use the embedding matrix as the softmax weights.")
-def train_command(train_path, out_dir, valid_path, recipe, set_items, force, resume, encoding,
-                  **kwargs):
-    """Train a language model on the plain text TRAIN and write it to -o MODEL_DIR."""
-    from seqkit.tasks import lm
+add_train(
+    group, "lm", help="Train a language model on the plain text TRAIN and write it to -o "
+                      "MODEL_DIR.",
+    argument=click.argument("train_path", metavar="TRAIN",
+                            type=click.Path(dir_okay=False, allow_dash=True)),
+    data_options=[ENCODING_OPTION], sources=_sources, options=[
+        click.option("--level", type=click.Choice(choices.LEVELS),
+                     help="Tokens: characters, words, or auto (characters for CJK text)."),
+        click.option("--sequence-length", type=int,
+                     help="Tokens per training window (truncated backpropagation through "
+                          "time)."),
+        click.option("--embedding-dim", type=int, help="Embedding size."),
+        click.option("--tie-embeddings/--untie-embeddings", default=None,
+                     help="Use the embedding matrix as the softmax weights."),
+    ])
 
-    config = task_config(lm, recipe, kwargs, set_items)
-    lm.train(train_path, out_dir, config, valid_path=valid_path, encoding=encoding,
-             force=force, resume=resume)
-
-
-@group.command("evaluate")
-@click.argument("model_dir", type=click.Path(file_okay=False))
-@click.argument("data_path", metavar="TEST", type=click.Path(dir_okay=False, allow_dash=True))
-@encoding_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--batch-size", type=int, default=64, show_default=True,
-              help="Parts of the text run side by side.")
-def evaluate_command(model_dir, data_path, encoding, as_json, batch_size):
-    """Perplexity of MODEL_DIR on the whole of TEST (and bits per character at char level)."""
-    from seqkit.tasks import lm
-
-    result = lm.evaluate(model_dir, data_path, encoding, batch_size)
-    if as_json:
-        echo_json(result)
-        return
-    for key in ("perplexity", "bits_per_character", "loss"):
-        if key in result:
-            click.echo(f"{key:<19} {result[key]:.4f}")
-    click.echo(f"{'tokens':<19} {result['tokens']} ({result['unknown_tokens']} unknown)")
-    click.echo(f"{'level':<19} {result['level']}")
+_evaluate = add_evaluate(
+    group, "lm", data_options=[ENCODING_OPTION], source=_source, show=_show, metavar="TEST",
+    batch_size=64, help="Perplexity of MODEL_DIR on the whole of TEST (and bits per "
+                        "character at char level).")
+for _param in _evaluate.params:  # the template's --batch-size has no help of its own
+    if _param.name == "batch_size":
+        _param.help = "Parts of the text run side by side."
 
 
 @group.command("generate")
@@ -73,15 +77,26 @@ def evaluate_command(model_dir, data_path, encoding, as_json, batch_size):
               help="Samples to draw, separated by an empty line.")
 def generate_command(model_dir, prompt, steps, temperature, top_k, seed, count):
     """Generate text after --prompt, written to stdout token by token as it is drawn."""
-    from seqkit.tasks import lm
+    import numpy as np
 
+    from seqkit.errors import ConfigError
+
+    if steps < 0 or count < 1 or top_k < 0 or temperature < 0:
+        raise ConfigError("-n and --top-k must be >= 0, --count >= 1, --temperature >= 0")
+    predictor = task_module("lm").Predictor(model_dir)
+    if seed is None:
+        import secrets
+
+        seed = secrets.randbelow(2**31)
+        log.info("seed %d (pass --seed %d to draw the same text again)", seed, seed)
+    rng = np.random.default_rng(seed)  # one generator draws every sample: same seed, same text
     out = sys.stdout
-    for i, pieces in enumerate(lm.generate(model_dir, prompt, steps, temperature=temperature,
-                                           top_k=top_k, seed=seed, count=count)):
+    for i in range(count):
         if i:
             out.write("\n")
         last = ""
-        for piece in pieces:
+        for piece in predictor.generate(prompt, steps, temperature=temperature, top_k=top_k,
+                                        rng=rng):
             out.write(piece)
             out.flush()
             last = piece or last
@@ -94,18 +109,19 @@ def generate_command(model_dir, prompt, steps, temperature, top_k, seed, count):
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @click.argument("input_path", metavar="[INPUT|-]", default="-",
                 type=click.Path(dir_okay=False, allow_dash=True))
-@encoding_option
+@ENCODING_OPTION
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "tsv"]), default="jsonl",
               show_default=True, help="tsv: log_prob, perplexity, tokens, text.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 def score_command(model_dir, input_path, encoding, fmt, batch_size):
     """Per line of INPUT (stdin if omitted or -): its log-probability (natural log, end of
     line included) and perplexity. One output line per input line, in order."""
+    from seqkit import lifecycle
     from seqkit.io import RecordWriter
-    from seqkit.tasks import lm
 
+    predictor = task_module("lm").Predictor(model_dir, batch_size)
     writer = RecordWriter(sys.stdout, fmt, ["log_prob", "perplexity", "tokens", "text"])
-    for records in lm.score(model_dir, input_path, batch_size, encoding):
+    for records in lifecycle.stream(predictor, input_path, read={"encoding": encoding}):
         for r in records:
             writer.write(r, [*("" if r[k] is None else r[k] for k in ("log_prob", "perplexity")),
                              r["tokens"], r["text"]])

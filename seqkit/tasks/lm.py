@@ -17,20 +17,20 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Iterator, Sequence
 
-import keras
 import numpy as np
 
-from seqkit import artifacts, config as configlib, decoding, io, text
-from seqkit.backbones import BackboneSpec, apply_backbone
+from seqkit import artifacts, choices, config as configlib, decoding, io, text
 from seqkit.errors import ConfigError, DataError
-from seqkit.batching import Windows
-from seqkit.training import TrainSpec, fit, make_optimizer, set_seed
+from seqkit.language_model import Stepper, build_model
 
-TASK = NAME = "lm"
-LEVELS = ("auto", "char", "word")
-WORD_TOKENIZERS = ("whitespace", "auto")
+if TYPE_CHECKING:
+    from seqkit.lifecycle import Plan
+
+NAME = "lm"
+SUMMARY = "language model and text generation"
 EOS = "<eos>"
 CJK_THRESHOLD = 0.3  # share of CJK characters above which auto reads characters
 log = logging.getLogger("seqkit")
@@ -62,8 +62,8 @@ class Config(configlib.Recipe):
     tie_embeddings: bool = True
 
     def validate(self) -> None:
-        configlib.check_choice("level", self.level, LEVELS)
-        configlib.check_choice("word_tokenizer", self.word_tokenizer, WORD_TOKENIZERS)
+        configlib.check_choice("level", self.level, choices.LEVELS)
+        configlib.check_choice("word_tokenizer", self.word_tokenizer, choices.WORD_TOKENIZERS)
         configlib.check_range("valid_fraction", self.valid_fraction, 0.01, 0.5)
         configlib.check_range("max_minutes", self.max_minutes, 0.0)
         configlib.check_range("min_epoch_tokens", self.min_epoch_tokens, 0)
@@ -76,7 +76,69 @@ class Config(configlib.Recipe):
         super().validate()
 
 
-# 2. Preprocessor ---------------------------------------------------------------------------
+# 2. Data -----------------------------------------------------------------------------------
+@dataclass
+class Source:
+    """A plain-text file (or - for stdin) and its encoding."""
+    path: str
+    encoding: str | None = None
+
+
+@dataclass
+class Corpus:
+    tokens: list[str]  # one stream: EOS, then each line's tokens followed by EOS
+    level: str  # char or word
+    path: str
+
+
+def read(source: Source, config: Config, reference=None) -> Corpus:
+    """The text as one token stream. The level comes from the text and config (training
+    data), the training data (validation) or the model's Preprocessor (a trained model's
+    data), so every text of a run is tokenised alike."""
+    lines = read_text(source.path, source.encoding)
+    if isinstance(reference, Preprocessor):
+        return Corpus(token_stream(lines, reference.tokens), reference.level, source.path)
+    level = reference.level if reference is not None else resolve_level(config.level, lines)
+    tokens = token_stream(lines, lambda line: line_tokens(
+        line, level, config.word_tokenizer, config.lowercase))
+    if len(tokens) < 2:
+        raise DataError("too little text to train on: at least two tokens are needed",
+                        path=source.path)
+    return Corpus(tokens, level, source.path)
+
+
+def split(data: Corpus, config: Config) -> tuple[Corpus, Corpus]:
+    train, valid = split_holdout(data.tokens, config.valid_fraction)
+    log.info("no --valid given: holding out the last %s of %s tokens", f"{len(valid):,}",
+             f"{len(train) + len(valid):,}")
+    return Corpus(train, data.level, data.path), Corpus(valid, data.level, data.path)
+
+
+def split_holdout(stream: list[str], fraction: float) -> tuple[list[str], list[str]]:
+    """The last `fraction` of the token stream (at a line end when there is one) for
+    validation: for running text a contiguous tail is the honest held-out part."""
+    cut = int(len(stream) * (1 - fraction))
+    for i in range(cut, len(stream) - 1):
+        if stream[i] == EOS:
+            cut = i
+            break
+    cut = min(max(cut, 2), len(stream) - 2)
+    if cut < 2:
+        raise DataError(f"too little text to hold out a validation part ({len(stream)} "
+                        "tokens); pass --valid")
+    return stream[: cut + 1], stream[cut:]
+
+
+def read_text(path: str, encoding: str | None = None) -> list[str]:
+    """The non-empty lines of a plain-text file (stripped); an error if there are none."""
+    lines = [s for chunk in io.iter_lines(path, encoding) for line in chunk
+             if (s := line.strip())]
+    if not lines:
+        raise DataError("file is empty; expected plain text, one sentence or paragraph "
+                        "per line", path=path)
+    return lines
+
+
 def resolve_level(level: str, lines: Sequence[str], sample_chars: int = 200_000) -> str:
     """auto: characters when CJK makes up a good share of the text's start, else words."""
     if level != "auto":
@@ -105,6 +167,16 @@ def line_tokens(line: str, level: str, word_tokenizer: str = "whitespace",
     return text.tokenize(line, "auto")
 
 
+def token_stream(lines: Sequence[str], tokenize) -> list[str]:
+    """Every line's tokens followed by EOS, in one list, starting with EOS (a line start)."""
+    out = [EOS]
+    for line in lines:
+        out += tokenize(line)
+        out.append(EOS)
+    return out
+
+
+# 3. Preprocessor ---------------------------------------------------------------------------
 class Preprocessor:
     """Lines <-> token ids. Id 0 padding, 1 unknown, 2 end of line. Pure Python; JSON."""
 
@@ -118,11 +190,11 @@ class Preprocessor:
         return line_tokens(line, self.level, self.word_tokenizer, self.lowercase)
 
     @classmethod
-    def fit(cls, tokens: Sequence[str], level: str, config: Config) -> "Preprocessor":
-        """Fit the vocabulary on a token stream (with EOS between lines)."""
-        vocab = text.Vocabulary.build([tokens], config.min_count, config.max_vocab,
+    def fit(cls, data: Corpus, config: Config) -> "Preprocessor":
+        """Fit the vocabulary on the training token stream (with EOS between lines)."""
+        vocab = text.Vocabulary.build([data.tokens], config.min_count, config.max_vocab,
                                       specials=[EOS])
-        return cls(level, config.word_tokenizer, config.lowercase, vocab)
+        return cls(data.level, config.word_tokenizer, config.lowercase, vocab)
 
     def encode(self, tokens: Sequence[str]) -> list[int]:
         return self.vocab.encode(tokens)
@@ -144,131 +216,32 @@ class Preprocessor:
                    text.Vocabulary.from_json(data["vocab"]))
 
 
-def read_text(path: str, encoding: str | None = None) -> list[str]:
-    """The non-empty lines of a plain-text file (stripped); an error if there are none."""
-    stream = io.open_text(path, encoding)
-    try:
-        lines = [line.strip() for line in stream]
-    finally:
-        if path != "-":
-            stream.raw.close()
-    lines = [line for line in lines if line]
-    if not lines:
-        raise DataError("file is empty; expected plain text, one sentence or paragraph "
-                        "per line", path=path)
-    return lines
+# The model: seqkit.language_model (build_model, Stepper) ---------------------------------
+def prepare(config: Config, pre: Preprocessor, train: Corpus, valid: Corpus,
+            resume: bool) -> Plan:
+    """The model, and windows over the training and validation streams."""
+    import keras
 
+    from seqkit.batching import Windows
+    from seqkit.lifecycle import Plan
+    from seqkit.training import TrainSpec, make_optimizer
 
-def token_stream(lines: Sequence[str], tokenize) -> list[str]:
-    """Every line's tokens followed by EOS, in one list, starting with EOS (a line start)."""
-    out = [EOS]
-    for line in lines:
-        out += tokenize(line)
-        out.append(EOS)
-    return out
-
-
-# 3. Model ----------------------------------------------------------------------------------
-def build_model(config: Config, pre: Preprocessor) -> keras.Model:
-    """tokens (batch, time) -> next-token logits (batch, time, vocab)."""
-    vocab = len(pre.vocab)
-    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
-    # ReversibleEmbedding is a plain Embedding when not tied (its reverse call is unused)
-    embedding = keras.layers.ReversibleEmbedding(vocab, config.embedding_dim,
-                                                 name="embedding")
-    x = embedding(tokens)  # (batch, time, dim)
-    if config.dropout > 0:
-        x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
-    x, _ = apply_backbone(x, BackboneSpec.from_config(config), return_sequences=True)
-    logits = _head(x, config, vocab, embedding=embedding)  # (batch, time, vocab)
-    return keras.Model(tokens, logits, name="lm")
-
-
-def _head(x, config: Config, vocab: int, embedding=None, model=None):
-    """The softmax layer: the embedding matrix transposed (tied, after a projection to the
-    embedding size, whose bias gives the logits one), or a Dense as wide as the vocabulary.
-    New layers when `model` is None, else the trained model's layers of the same names."""
-    get = (lambda name, make: make()) if model is None else \
-        (lambda name, make: model.get_layer(name))
-    if config.tie_embeddings:
-        x = get("projection", lambda: keras.layers.Dense(config.embedding_dim,
-                                                         name="projection"))(x)
-        embedding = embedding if model is None else model.get_layer("embedding")
-        return embedding(x, reverse=True)
-    return get("logits", lambda: keras.layers.Dense(vocab, name="logits"))(x)
-
-
-def compile_model(model: keras.Model, config: Config) -> None:
+    train_ids, valid_ids = pre.encode(train.tokens), pre.encode(valid.tokens)
+    unknown = sum(i == text.Vocabulary.unk_id for i in valid_ids) / max(1, len(valid_ids))
+    log.info("level %s, vocabulary %s, %s training and %s validation tokens "
+             "(%.1f%% unknown)", pre.level, f"{len(pre.vocab):,}", f"{len(train_ids):,}",
+             f"{len(valid_ids):,}", 100 * unknown)
+    train_windows = Windows(train_ids, config.sequence_length, config.batch_size,
+                            shuffle=True, seed=config.seed, min_tokens=config.min_epoch_tokens)
+    valid_windows = Windows(valid_ids, config.sequence_length, config.batch_size,
+                            shuffle=False)
+    model = build_model(config, pre)
     model.compile(optimizer=make_optimizer(TrainSpec.from_config(config)),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return Plan(model, train_windows, valid_windows, monitor="val_loss", mode="min")
 
 
-def build_step_model(model: keras.Model, config: Config) -> keras.Model:
-    """The inference model, from the trained model's named layers: it runs any number of
-    steps from given RNN states and returns the log-probabilities and the new states.
-
-        [tokens (batch, time), *states (batch, units)] -> [log_probs (batch, time, vocab),
-                                                          *states]
-
-    States come per layer, (h, c) for LSTM and (h,) otherwise. The recurrent layers are
-    copies that also return their states, with the trained weights; the embedding and the
-    softmax layers are the trained ones. Dropout is left out (inference)."""
-    spec = BackboneSpec.from_config(config)
-    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
-    x = model.get_layer("embedding")(tokens)
-    state_inputs, state_outputs = [], []
-    for i in range(spec.layers):
-        trained = model.get_layer(f"backbone_{spec.cell}_{i}")
-        states = [keras.Input(shape=(spec.units,), name=f"state_{i}_{k}")
-                  for k in range(spec.state_count)]
-        layer = type(trained).from_config({**trained.get_config(), "return_state": True,
-                                           "return_sequences": True,
-                                           "name": f"step_{trained.name}"})
-        x, *new_states = layer(x, initial_state=states)  # (batch, time, units)
-        layer.set_weights(trained.get_weights())
-        state_inputs += states
-        state_outputs += new_states
-    logits = _head(x, config, model.get_layer("embedding").input_dim, model=model)
-    log_probs = keras.layers.Activation("log_softmax", name="log_probs")(logits)
-    return keras.Model([tokens, *state_inputs], [log_probs, *state_outputs], name="lm_step")
-
-
-class Stepper:
-    """NumPy calls around the step model: run windows of tokens from given states."""
-
-    def __init__(self, model: keras.Model, config: Config):
-        self.model = build_step_model(model, config)
-        spec = BackboneSpec.from_config(config)
-        self.state_count, self.units = spec.layers * spec.state_count, spec.units
-
-    def zero_states(self, rows: int) -> list[np.ndarray]:
-        return [np.zeros((rows, self.units), dtype=np.float32)
-                for _ in range(self.state_count)]
-
-    def __call__(self, tokens: np.ndarray, states: list) -> tuple[np.ndarray, list]:
-        """tokens (rows, time) -> log_probs (rows, time, vocab), new states."""
-        out = self.model.predict_on_batch([np.asarray(tokens, dtype=np.int32), *states])
-        return np.asarray(out[0]), [np.asarray(s) for s in out[1:]]
-
-    def step(self, tokens: np.ndarray, states: list) -> tuple[np.ndarray, list]:
-        """The decoding.Step signature: tokens (rows,) -> log_probs (rows, vocab)."""
-        log_probs, states = self(np.asarray(tokens)[:, None], states)
-        return log_probs[:, 0], states
-
-    def target_log_probs(self, inputs: np.ndarray, targets: np.ndarray, window: int = 50
-                         ) -> np.ndarray:
-        """log P(targets[r, t] | inputs[r, :t+1]) for padded (rows, time) arrays, run window
-        by window with the states carried over, so the result is that of one pass."""
-        states = self.zero_states(len(inputs))
-        out = np.zeros(inputs.shape, dtype=np.float64)
-        for start in range(0, inputs.shape[1], window):
-            part = slice(start, start + window)
-            log_probs, states = self(inputs[:, part], states)
-            out[:, part] = np.take_along_axis(log_probs, targets[:, part, None], -1)[..., 0]
-        return out
-
-
-# 4. Decode ---------------------------------------------------------------------------------
+# 4. Decode and score -----------------------------------------------------------------------
 def token_text(token: str, level: str, line_start: bool) -> str:
     """How a generated token is written: EOS ends the line; words get a space before them
     unless they start a line."""
@@ -285,71 +258,18 @@ def score_record(line: str, log_prob: float | None, count: int) -> dict:
             "perplexity": round(math.exp(-log_prob / count), 4)}
 
 
-# Library functions ---------------------------------------------------------------------------
-def split_holdout(stream: list[str], fraction: float) -> tuple[list[str], list[str]]:
-    """The last `fraction` of the token stream (at a line end when there is one) for
-    validation: for running text a contiguous tail is the honest held-out part."""
-    cut = int(len(stream) * (1 - fraction))
-    for i in range(cut, len(stream) - 1):
-        if stream[i] == EOS:
-            cut = i
-            break
-    cut = min(max(cut, 2), len(stream) - 2)
-    if cut < 2:
-        raise DataError(f"too little text to hold out a validation part ({len(stream)} "
-                        "tokens); pass --valid")
-    return stream[: cut + 1], stream[cut:]
+def score(model, config: Config, pre: Preprocessor, data: Corpus,
+          batch_size: int | None = None) -> dict:
+    """Perplexity over the whole text, run as `batch_size` parts side by side (the training
+    batch size for validation). Evaluate (a batch_size given) also names the level, first;
+    metrics.json's validation block never had it."""
+    scores = stream_scores(Stepper(model, config), pre.encode(data.tokens), pre.level,
+                           batch_size or config.batch_size)
+    return scores if batch_size is None else {"level": pre.level, **scores}
 
 
-def train(train_path: str, out_dir: str, config: Config, *, valid_path: str | None = None,
-          encoding: str | None = None, force: bool = False, resume: bool = False) -> dict:
-    """Train a language model and write MODEL_DIR; returns the validation scores."""
-    work = artifacts.start_run(out_dir, force=force, resume=resume)
-    if resume:
-        config = artifacts.resume_config(work, TASK, config)
-    set_seed(config.seed)
-    lines = read_text(train_path, encoding)
-    if resume:
-        pre = Preprocessor.from_json(artifacts.read_json(work / artifacts.PREPROCESSOR_FILE))
-        level = pre.level
-    else:
-        level = resolve_level(config.level, lines)
-
-    def tokenize(line):
-        return line_tokens(line, level, config.word_tokenizer, config.lowercase)
-
-    stream = token_stream(lines, tokenize)
-    if valid_path:
-        valid = token_stream(read_text(valid_path, encoding), tokenize)
-    else:
-        stream, valid = split_holdout(stream, config.valid_fraction)
-        log.info("no --valid given: holding out the last %s of %s tokens", f"{len(valid):,}",
-                 f"{len(stream) + len(valid):,}")
-    if len(stream) < 2:
-        raise DataError("too little text to train on: at least two tokens are needed",
-                        path=train_path)
-    if not resume:
-        pre = Preprocessor.fit(stream, level, config)
-        artifacts.save_setup(work, task=TASK, preprocessor=pre.to_json(), config=config)
-    train_ids, valid_ids = pre.encode(stream), pre.encode(valid)
-    unknown = sum(i == text.Vocabulary.unk_id for i in valid_ids) / max(1, len(valid_ids))
-    log.info("level %s, vocabulary %s, %s training and %s validation tokens "
-             "(%.1f%% unknown)", level, f"{len(pre.vocab):,}", f"{len(train_ids):,}",
-             f"{len(valid_ids):,}", 100 * unknown)
-    train_windows = Windows(train_ids, config.sequence_length, config.batch_size,
-                            shuffle=True, seed=config.seed, min_tokens=config.min_epoch_tokens)
-    valid_windows = Windows(valid_ids, config.sequence_length, config.batch_size,
-                            shuffle=False)
-    model = build_model(config, pre)
-    compile_model(model, config)
-    model, summary = fit(model, train_windows, valid_windows, TrainSpec.from_config(config),
-                         work, monitor="val_loss", mode="min", resume=resume)
-    scores = stream_scores(Stepper(model, config), valid_ids, pre.level, config.batch_size)
-    log.info("validation perplexity %.2f (loss %.4f)", scores["perplexity"], scores["loss"])
-    result = {"validation": scores, "training": summary}
-    artifacts.complete(work, out_dir, task=TASK, model=model, preprocessor=pre.to_json(),
-                       config=config, metrics=result)
-    return result
+def describe(scores: dict) -> str:
+    return f"perplexity {scores['perplexity']:.2f} (loss {scores['loss']:.4f})"
 
 
 def stream_scores(stepper: Stepper, ids: Sequence[int], level: str, rows: int = 64,
@@ -377,28 +297,25 @@ def stream_scores(stepper: Stepper, ids: Sequence[int], level: str, rows: int = 
     return scores
 
 
-class LanguageModel:
-    """A loaded model that scores and generates text."""
+# 5. Predict and generate -----------------------------------------------------------------
+class Predictor(artifacts.Handle):
+    """A loaded model that scores lines and generates text."""
 
-    def __init__(self, model_dir: str):
-        loaded = artifacts.load(model_dir, TASK, Config)
-        self.model, self.config = loaded.model, loaded.config
-        self.pre = Preprocessor.from_json(loaded.preprocessor)
-        self.stepper = Stepper(self.model, self.config)
+    def __init__(self, model_dir: str, batch_size: int | None = None):
+        super().__init__(model_dir, NAME, Config, Preprocessor, batch_size or 64)
 
-    def evaluate(self, path: str, encoding: str | None = None, rows: int = 64) -> dict:
-        stream = token_stream(read_text(path, encoding), self.pre.tokens)
-        scores = stream_scores(self.stepper, self.pre.encode(stream), self.pre.level, rows)
-        return {"level": self.pre.level, **scores}
+    @cached_property
+    def stepper(self) -> Stepper:
+        return Stepper(self.model, self.config)
 
-    def score(self, lines: Sequence[str], batch_size: int = 64) -> list[dict]:
+    def predict(self, lines: Sequence[str]) -> list[dict]:
         """Per line: log P(tokens, end of line | line start), natural log, and perplexity."""
         seqs = [self.pre.encode_line(line) for line in lines]
         log_probs: list[float | None] = [None] * len(lines)
         filled = sorted((i for i, s in enumerate(seqs) if s), key=lambda i: len(seqs[i]))
         eos = self.pre.eos_id
-        for start in range(0, len(filled), batch_size):
-            idx = filled[start:start + batch_size]
+        for start in range(0, len(filled), self.batch_size):
+            idx = filled[start:start + self.batch_size]
             full = [[eos, *seqs[i], eos] for i in idx]
             width = max(len(s) for s in full) - 1
             inputs = np.zeros((len(idx), width), dtype=np.int32)
@@ -411,11 +328,10 @@ class LanguageModel:
         return [score_record(line, lp, len(s) + 1 if s else 0)
                 for line, lp, s in zip(lines, log_probs, seqs)]
 
-    def stream_scores(self, input_path: str = "-", batch_size: int = 64,
-                      encoding: str | None = None, chunk_size: int = 1024
-                      ) -> Iterator[list[dict]]:
-        for chunk in io.iter_texts(input_path, encoding=encoding, chunk_size=chunk_size):
-            yield self.score(chunk, batch_size)
+    def chunks(self, input_path: str = "-", chunk_size: int | None = None,
+               encoding: str | None = None) -> Iterator[list[str]]:
+        """Lines of text, empty ones included (each gets its record)."""
+        return io.iter_texts(input_path, encoding=encoding, chunk_size=chunk_size or 1024)
 
     def generate(self, prompt: str = "", steps: int = 100, *, temperature: float = 1.0,
                  top_k: int = 0, rng: np.random.Generator) -> Iterator[str]:
@@ -438,31 +354,3 @@ class LanguageModel:
             yield token_text(token, self.pre.level, line_start)
             line_start = token == EOS
 
-
-def evaluate(model_dir: str, data_path: str, encoding: str | None = None,
-             batch_size: int = 64) -> dict:
-    return LanguageModel(model_dir).evaluate(data_path, encoding, batch_size)
-
-
-def generate(model_dir: str, prompt: str = "", steps: int = 100, *, temperature: float = 1.0,
-             top_k: int = 0, seed: int | None = None, count: int = 1
-             ) -> Iterator[Iterator[str]]:
-    """Yield `count` samples, each an iterator of text pieces (streamed as drawn). One
-    generator seeded with `seed` draws them all, so the same seed gives the same text."""
-    if steps < 0 or count < 1 or top_k < 0 or temperature < 0:
-        raise ConfigError("-n and --top-k must be >= 0, --count >= 1, --temperature >= 0")
-    lm = LanguageModel(model_dir)
-    if seed is None:
-        import secrets
-
-        seed = secrets.randbelow(2**31)
-        log.info("seed %d (pass --seed %d to draw the same text again)", seed, seed)
-    rng = np.random.default_rng(seed)
-    for _ in range(count):
-        yield lm.generate(prompt, steps, temperature=temperature, top_k=top_k, rng=rng)
-
-
-def score(model_dir: str, input_path: str = "-", batch_size: int = 64,
-          encoding: str | None = None) -> Iterator[list[dict]]:
-    """Yield lists of score records, one list per chunk of input, one record per line."""
-    return LanguageModel(model_dir).stream_scores(input_path, batch_size, encoding)
