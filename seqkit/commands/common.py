@@ -130,17 +130,19 @@ def add_train(group: click.Group, task: str, *, argument: Callable, help: str,
 def add_evaluate(group: click.Group, task: str, *, help: str, data_options: list[Callable],
                  source: Callable[[str, dict], Any], show: Callable[[dict], str],
                  options: list[Callable] = (), metavar: str = "DATA",
-                 batch_size: int = 256) -> click.Command:
+                 required: bool = True, batch_size: int = 256,
+                 batch_help: str | None = None) -> click.Command:
     """`seqkit TASK evaluate MODEL_DIR DATA`: `source(data_path, kwargs)` pops the data
     options; the task's own options (e.g. the beam) go to its `score`."""
 
     @group.command("evaluate", help=help)
     @click.argument("model_dir", type=click.Path(file_okay=False))
-    @click.argument("data_path", metavar=metavar,
+    @click.argument("data_path", metavar=metavar, required=required,
                     type=click.Path(dir_okay=False, allow_dash=True))
     @apply_options([*data_options, *options])
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-    @click.option("--batch-size", type=int, default=batch_size, show_default=True)
+    @click.option("--batch-size", type=int, default=batch_size, show_default=True,
+                  help=batch_help)
     def command(model_dir, data_path, as_json, batch_size, **kwargs):
         from seqkit import lifecycle
 

@@ -54,13 +54,11 @@ add_train(
                      help="Use the embedding matrix as the softmax weights."),
     ])
 
-_evaluate = add_evaluate(
+add_evaluate(
     group, "lm", data_options=[ENCODING_OPTION], source=_source, show=_show, metavar="TEST",
-    batch_size=64, help="Perplexity of MODEL_DIR on the whole of TEST (and bits per "
-                        "character at char level).")
-for _param in _evaluate.params:  # the template's --batch-size has no help of its own
-    if _param.name == "batch_size":
-        _param.help = "Parts of the text run side by side."
+    batch_size=64, batch_help="Parts of the text run side by side.",
+    help="Perplexity of MODEL_DIR on the whole of TEST (and bits per character at char "
+         "level).")
 
 
 @group.command("generate")
