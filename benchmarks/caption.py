@@ -70,7 +70,7 @@ def most_frequent_baseline(train: Path, test: Path) -> dict:
 
 
 def run(name: str, paths: dict[str, Path], images_dir: Path, args, out: Path) -> dict:
-    from seqkit import config as configlib
+    from seqkit import config as configlib, images, lifecycle
     from seqkit.tasks import caption
 
     overrides = {"max_minutes": args.max_minutes} if args.max_minutes else {}
@@ -78,24 +78,25 @@ def run(name: str, paths: dict[str, Path], images_dir: Path, args, out: Path) ->
                                args.set_items, task="caption")
     model_dir = out / name
     start, cpu = time.perf_counter(), time.process_time()
-    result = caption.train(caption.CaptionSource(str(paths["train"]), str(images_dir)),
-                           str(model_dir), config,
-                           valid=caption.CaptionSource(str(paths["dev"]), str(images_dir)),
-                           force=True)
+    result = lifecycle.train(caption, caption.Source(str(paths["train"]),
+                                                     images_dir=str(images_dir)),
+                             str(model_dir), config,
+                             valid=caption.Source(str(paths["dev"]), images_dir=str(images_dir)),
+                             force=True)
     row = {"dataset": name, "epochs": result["training"]["epochs"],
            "best_epoch": result["training"]["best_epoch"],
            "train_minutes": round((time.perf_counter() - start) / 60, 1),
            "train_cpu_minutes": round((time.process_time() - cpu) / 60, 1),
            "set": args.set_items}
-    test = caption.CaptionSource(str(paths["test"]), str(images_dir))
+    test = caption.Source(str(paths["test"]), images_dir=str(images_dir))
     for beam in sorted({1, 3, config.beam_size}):
-        scores = caption.evaluate(str(model_dir), test, beam_size=beam)
+        scores = lifecycle.evaluate(caption, str(model_dir), test, beam_size=beam)
         tag = "greedy" if beam == 1 else f"beam{beam}"
         row.update({f"{tag}_bleu{n}": scores[f"bleu{n}"] for n in range(1, 5)})
         row[f"{tag}_length_ratio"] = scores["length_ratio"]
     row["signature"] = scores["bleu_signature"]
     predictor = caption.Predictor(str(model_dir), images_dir=str(images_dir))
-    names = caption.images.read_captions(paths["test"]).names
+    names = images.read_captions(paths["test"]).names
     records = predictor.predict(names)
     # a model that ignores the image says one thing for every image
     row["distinct_captions"] = f"{len({r['caption'] for r in records})} of {len(names)}"

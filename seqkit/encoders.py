@@ -1,5 +1,9 @@
-"""Image encoders: an image (batch, size, size, 3), RGB values 0-255, becomes a feature map
-(batch, positions, channels) that a decoder pools or attends over.
+"""The caption model's Keras side: image encoders, the captioner (the decoder of
+seqkit.seq2seq, started from the image) and the two assembled; the inference models
+around a trained one. (seqkit.tasks.caption holds the task; seqkit.images its data.)
+
+An image encoder: an image (batch, size, size, 3), RGB values 0-255, becomes a feature map
+(batch, positions, channels) that the decoder pools or attends over.
 
   cnn        a small CNN trained from scratch: conv-batchnorm-relu-maxpool blocks
   features   precomputed features: the input already is the map (or one vector per image)
@@ -13,7 +17,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import keras
+import numpy as np
 from keras import ops
+
+from seqkit import choices, decoding, seq2seq
 
 # name -> (keras.applications class, the input scaling it expects)
 APPLICATIONS = {
@@ -25,7 +32,7 @@ APPLICATIONS = {
     "densenet121": ("DenseNet121", "torch"),
     "vgg16": ("VGG16", "caffe"),
 }
-ENCODERS = ("cnn", "features", *APPLICATIONS)
+ENCODERS = choices.ENCODERS
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -107,3 +114,107 @@ def build_encoder(config, feature_shape: Sequence[int] | None = None) -> keras.M
     height, width, channels = x.shape[1:]
     grid = keras.layers.Reshape((height * width, channels), name="feature_map")(x)
     return keras.Model(image, grid, name="encoder")  # (batch, positions, channels)
+
+
+def encode_images(encoder: keras.Model, inputs: np.ndarray, batch_size: int = 64
+                  ) -> np.ndarray:
+    """The feature maps of a frozen encoder, computed once: (n, positions, channels)."""
+    out = [np.asarray(encoder(inputs[i:i + batch_size].astype(np.float32), training=False))
+           for i in range(0, len(inputs), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, *encoder.output.shape[1:]))
+
+
+# The captioner, and the model it makes with an encoder -----------------------------------------
+def build_captioner(spec: seq2seq.DecoderSpec, map_shape: Sequence[int], pooling: str,
+                    dropout: float = 0.0) -> keras.Model:
+    """{features (batch, positions, channels), tokens (batch, time)} -> next-token logits
+    (batch, time, vocab). The pooled map sets the decoder's start state(s)."""
+    features = keras.Input(shape=tuple(map_shape), name="features")
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    states, context = start_states(features, spec, pooling, dropout)
+    logits, _ = seq2seq.run_decoder(seq2seq.decoder_layers(spec), tokens, states, context)
+    return keras.Model({"features": features, "tokens": tokens}, logits, name="captioner")
+
+
+def start_states(features, spec: seq2seq.DecoderSpec, pooling: str, dropout: float = 0.0,
+                 layers=None):
+    """Decoder start states from the pooled map, and the attention context (the map and
+    its keys). `layers` takes trained layers by name; without it they are made."""
+    def get(name, make):
+        return layers.get_layer(name) if layers is not None else make()
+
+    pool = keras.layers.Flatten if pooling == "flatten" else keras.layers.GlobalAveragePooling1D
+    pooled = get("image_pool", lambda: pool(name="image_pool"))(features)  # (batch, dim)
+    if layers is None and dropout > 0:
+        pooled = keras.layers.Dropout(dropout, name="image_dropout")(pooled)
+    states = [get(f"init_state_{i}", lambda i=i: keras.layers.Dense(
+        spec.units, activation="tanh", name=f"init_state_{i}"))(pooled)
+        for i in range(spec.state_count)]  # each (batch, units)
+    if spec.attention == "none":
+        return states, []
+    keys = get("attention_key", lambda: keras.layers.Dense(
+        spec.key_units, use_bias=False, name="attention_key"))(features)
+    return states, [features, keys]  # (batch, positions, channels), (batch, positions, keys)
+
+
+def assemble(encoder: keras.Model | None, captioner: keras.Model,
+             map_shape: Sequence[int] = (), words: int = 0) -> keras.Model:
+    """{image (images, size, size, 3), image_index (captions,), tokens (captions, time)}
+    -> logits (captions, time, vocab): each image of a batch is encoded once and its map
+    goes to each of its captions (image_index: the row of each caption's image). Without
+    an encoder the input is the map itself, "features" (images, *map_shape).
+
+    words > 0 (a vocabulary size) adds the word head for training: the outputs become
+    {"next": those logits, "words": (captions, words) logits of each word being in some
+    caption of the image}, from the mean of the map, so the encoder is taught what is in
+    the picture directly and not only through the decoder."""
+    name = "image" if encoder is not None else "features"
+    image = keras.Input(shape=encoder.input.shape[1:] if encoder is not None
+                        else tuple(map_shape), name=name)
+    index = keras.Input(shape=(), dtype="int32", name="image_index")
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    features = encoder(image) if encoder is not None else image  # (images, positions, ch)
+    rows = RowGather(name="image_rows")([features, index])  # (captions, positions, ch)
+    logits = captioner({"features": rows, "tokens": tokens})
+    if words:
+        pooled = keras.layers.GlobalAveragePooling1D(name="word_pool")(features)
+        found = keras.layers.Dense(words, name="word_head")(pooled)  # (images, words)
+        logits = {"next": logits, "words": RowGather(name="word_rows")([found, index])}
+    return keras.Model({name: image, "image_index": index, "tokens": tokens}, logits,
+                       name="caption")
+
+
+class Captioner:
+    """Encoder, start and decoder-step models around a trained caption model (its layers
+    "encoder" and "captioner"); searches for each image's captions in NumPy."""
+
+    def __init__(self, model: keras.Model, spec: seq2seq.DecoderSpec, pooling: str,
+                 bos: int, eos: int, banned: Sequence[int], alpha: float = 0.6):
+        import tensorflow as tf
+
+        self.bos, self.eos, self.alpha = bos, eos, alpha
+        self.encoder = model.get_layer("encoder")
+        trained = model.get_layer("captioner")
+        map_shape = self.encoder.output.shape[1:]
+        features = keras.Input(shape=map_shape, name="features")
+        states, context = start_states(features, spec, pooling, layers=trained)
+        self.start_model = keras.Model(features, [*states, *context], name="start")
+        self.decoder = seq2seq.StepDecoder(
+            seq2seq.build_step_model(trained, spec, map_shape[-1], with_mask=False),
+            spec.state_count, banned=banned)
+        self._start = tf.function(
+            lambda x: self.start_model(self.encoder(x, training=False), training=False),
+            reduce_retracing=True)
+
+    def search(self, inputs: np.ndarray, limit: int, beam_size: int = 1, n_best: int = 1,
+               batch_size: int = 64) -> list[list[decoding.Hypothesis]]:
+        """For each image (or feature map), its n_best hypotheses of at most `limit`
+        tokens, best first (greedy when beam_size is 1)."""
+        results = []
+        for start in range(0, len(inputs), batch_size):
+            batch = np.asarray(inputs[start:start + batch_size], dtype=np.float32)
+            out = self._start(batch)
+            states = [np.asarray(s) for s in (out if isinstance(out, (list, tuple)) else [out])]
+            results += self.decoder.search(states, len(batch), self.bos, self.eos, limit,
+                                           beam_size, n_best, self.alpha)
+        return results

@@ -179,6 +179,17 @@ def load_captioned(data: Captions, images_dir: str | Path | None, size: int, ski
 
 
 @dataclass
+class Captioned:
+    """Captioned images as training and scoring read them: one input per image, in the
+    order of `captions.names`."""
+    inputs: np.ndarray  # images (n, size, size, 3) uint8, or features (n, positions, dim)
+    captions: Captions
+
+    def subset(self, keep: Sequence[int]) -> "Captioned":
+        return Captioned(self.inputs[keep], self.captions.subset(keep))
+
+
+@dataclass
 class CaptionSource:
     """Where captioned images come from: a caption table, and the images folder or a
     precomputed features file (FILE.npy with its image list, FILE.txt by default)."""
@@ -190,15 +201,16 @@ class CaptionSource:
     sep: str | None = None
     encoding: str | None = None
 
-    def load(self, image_size: int) -> tuple[np.ndarray, Captions]:
-        """(images (n, size, size, 3) uint8 or features (n, positions, dim), captions)."""
+    def load(self, image_size: int) -> Captioned:
+        """The table's images decoded at image_size (or their feature rows), once each."""
         data = read_captions(self.path, self.sep, self.encoding)
         if self.features is None:
-            return load_captioned(data, self.images_dir, image_size, self.skip_bad_images)
+            return Captioned(*load_captioned(data, self.images_dir, image_size,
+                                             self.skip_bad_images))
         array, rows = read_features(self.features, self.feature_list)
         picked = select_features(array, rows, data.names, data.path,
                                  [lines[0] for lines in data.lines])
-        return picked, data
+        return Captioned(picked, data)
 
 
 # Precomputed features -----------------------------------------------------------------------

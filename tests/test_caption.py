@@ -203,9 +203,10 @@ def test_batches_carry_each_image_once_with_all_its_captions(cap_data):
     from seqkit.tasks import caption
 
     config = _tiny_config(batch_size=4)
-    array, data = caption.CaptionSource(str(cap_data / "train.csv"),
-                                        str(cap_data / "images")).load(16)
-    pre = caption.Preprocessor.fit([c for cs in data.captions for c in cs], config)
+    read = caption.read(caption.Source(str(cap_data / "train.csv"),
+                                       images_dir=str(cap_data / "images")), config)
+    array, data = read.inputs, read.captions
+    pre = caption.Preprocessor.fit(read, config)
     for shuffle in (True, False):
         batches = caption._batches(pre, array, data, config, shuffle, "image")
         # two captions per image: 4 captions a batch are 2 images
@@ -227,12 +228,14 @@ def test_batches_carry_each_image_once_with_all_its_captions(cap_data):
 def test_grouped_batch_gives_the_loss_of_one_image_per_caption(cap_data):
     """Encoding each image once and gathering its map per caption is the same model as
     feeding every caption its own copy of the image."""
+    from seqkit import seq2seq
     from seqkit.tasks import caption
 
     config = _tiny_config()
-    array, data = caption.CaptionSource(str(cap_data / "train.csv"),
-                                        str(cap_data / "images")).load(16)
-    pre = caption.Preprocessor.fit([c for cs in data.captions for c in cs], config)
+    read = caption.read(caption.Source(str(cap_data / "train.csv"),
+                                       images_dir=str(cap_data / "images")), config)
+    array, data = read.inputs, read.captions
+    pre = caption.Preprocessor.fit(read, config)
     model = caption.build_model(config, pre)
     batches = caption._batches(pre, array, data, config, False, "image")
     inputs, targets = batches.structure(batches.make_batch(batches.batch_indices(0)[0]))
@@ -240,7 +243,7 @@ def test_grouped_batch_gives_the_loss_of_one_image_per_caption(cap_data):
     copies = {"image": inputs["image"][inputs["image_index"]],
               "image_index": np.arange(len(targets), dtype=np.int32),
               "tokens": inputs["tokens"]}
-    loss = caption.seq2seq.loss()
+    loss = seq2seq.loss()
     grouped, each = model(inputs, training=False), model(copies, training=False)
     np.testing.assert_allclose(np.asarray(grouped), np.asarray(each), rtol=1e-5, atol=1e-5)
     assert float(loss(targets, grouped)) == pytest.approx(float(loss(targets, each)), rel=1e-6)
@@ -250,9 +253,10 @@ def test_word_head_targets_are_the_words_of_all_the_images_captions(cap_data):
     from seqkit.tasks import caption
 
     config = _tiny_config(word_loss=0.1)
-    array, data = caption.CaptionSource(str(cap_data / "train.csv"),
-                                        str(cap_data / "images")).load(16)
-    pre = caption.Preprocessor.fit([c for cs in data.captions for c in cs], config)
+    read = caption.read(caption.Source(str(cap_data / "train.csv"),
+                                       images_dir=str(cap_data / "images")), config)
+    array, data = read.inputs, read.captions
+    pre = caption.Preprocessor.fit(read, config)
     vocab = pre.captions.vocab
     model = caption.build_model(config, pre)
     batches = caption._batches(pre, array, data, config, False, "image")
@@ -307,11 +311,11 @@ def test_shift_moves_images_by_at_most_the_given_pixels():
 def test_frozen_encoder_features_are_computed_once(cap_data, tmp_path, monkeypatch):
     """A frozen backbone encodes each image once; the decoder then trains on the cached
     features for every epoch, and the saved model captions images."""
-    from seqkit import config as configlib
+    from seqkit import config as configlib, encoders, lifecycle, training
     from seqkit.tasks import caption
 
     calls, fitted = [], {}
-    encode, fit = caption.encode_images, caption.fit
+    encode, fit = encoders.encode_images, training.fit
 
     def counting_encode(encoder, inputs, batch_size=64):
         calls.append(len(inputs))
@@ -322,16 +326,16 @@ def test_frozen_encoder_features_are_computed_once(cap_data, tmp_path, monkeypat
         fitted["layers"] = {layer.name for layer in model.layers}
         return fit(model, train, *args, **kwargs)
 
-    monkeypatch.setattr(caption, "encode_images", counting_encode)
-    monkeypatch.setattr(caption, "fit", spying_fit)
+    monkeypatch.setattr(encoders, "encode_images", counting_encode)
+    monkeypatch.setattr(training, "fit", spying_fit)
     cfg = configlib.resolve(caption.Config, None, {
         "encoder": "mobilenet_v2", "image_size": 32, "epochs": 3, "units": 8,
         "embedding_dim": 8, "batch_size": 8, "patience": 5, "seed": 1})
     assert cfg.frozen
-    source = caption.CaptionSource(str(cap_data / "train.csv"), str(cap_data / "images"))
-    result = caption.train(source, str(tmp_path / "m"), cfg,
-                           valid=caption.CaptionSource(str(cap_data / "valid.csv"),
-                                                       str(cap_data / "images")))
+    source = caption.Source(str(cap_data / "train.csv"), images_dir=str(cap_data / "images"))
+    result = lifecycle.train(caption, source, str(tmp_path / "m"), cfg,
+                             valid=caption.Source(str(cap_data / "valid.csv"),
+                                                  images_dir=str(cap_data / "images")))
     assert result["training"]["epochs"] == 3
     assert calls == [16, 6]  # each image once (train, then valid), not once per epoch
     assert fitted["inputs"] == ["features", "image_index", "tokens"]
@@ -417,10 +421,10 @@ def test_evaluate_json(cap_model, cap_data):
     (["--attention", "none"], "none")])
 def test_attention_option_alone_means_luong(cap_data, tmp_path, cli, monkeypatch, options,
                                             attention):
-    from seqkit.tasks import caption
+    from seqkit import lifecycle
 
     seen = {}
-    monkeypatch.setattr(caption, "train", lambda data, out, config, **kw: seen.update(
+    monkeypatch.setattr(lifecycle, "train", lambda task, data, out, config, **kw: seen.update(
         config=config, data=data))
     r = cli("caption", "train", cap_data / "train.csv", "--images", cap_data / "images", "-o",
             tmp_path / "m", *options)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from seqkit.commands.common import apply_options, echo_json, task_config, train_options
+from seqkit import choices
+from seqkit.commands.common import add_evaluate, add_train, apply_options, task_module
 
 SOURCE_OPTIONS = ("images_dir", "features", "feature_list", "skip_bad_images", "sep",
                   "encoding")
@@ -29,20 +30,32 @@ def source_options(func):
 
 
 def _source(path, kwargs):
-    from seqkit.tasks.caption import CaptionSource
-
-    return CaptionSource(path, **{k: kwargs.pop(k) for k in SOURCE_OPTIONS})
+    return task_module("caption").Source(path, **{k: kwargs.pop(k) for k in SOURCE_OPTIONS})
 
 
-def _decode_options(func):
-    return apply_options([
-        click.option("--beam-size", type=int,
-                     help="Beam width; 1 is greedy search (default: the model's, 1)."),
-        click.option("--max-length", type=int, default=0,
-                     help="Most tokens per caption (default: the longest training caption "
-                          "kept, plus a quarter)."),
-        click.option("--batch-size", type=int, default=64, show_default=True),
-    ])(func)
+def _sources(train_path, valid_path, kwargs):
+    """The training source, and --valid read the same way (same folder or features file).
+    A features file alone means the features encoder."""
+    options = {k: kwargs.pop(k) for k in SOURCE_OPTIONS}
+    if options["features"] is not None and kwargs.get("encoder") is None:
+        kwargs["encoder"] = "features"
+    Source = task_module("caption").Source
+    return Source(train_path, **options), Source(valid_path, **options) if valid_path else None
+
+
+BEAM_OPTION = click.option("--beam-size", type=int,
+                           help="Beam width; 1 is greedy search (default: the model's, 1).")
+MAX_LENGTH_OPTION = click.option(
+    "--max-length", type=int, default=0,
+    help="Most tokens per caption (default: the longest training caption kept, plus a "
+         "quarter).")
+
+
+def _show(result: dict) -> str:
+    return "\n".join([*(f"BLEU-{n}  {result[f'bleu{n}']:.2f}" for n in range(1, 5)),
+                      f"        {result['bleu_signature']}",
+                      f"images {result['images']}, references {result['references']}, "
+                      f"beam size {result['beam_size']}, length ratio {result['length_ratio']}"])
 
 
 @click.group("caption")
@@ -50,73 +63,46 @@ def group() -> None:
     """Image captioning: an image folder and a CSV image,caption (several rows per image)."""
 
 
-@group.command("train")
-@click.argument("train_path", metavar="CAPTIONS", type=click.Path(dir_okay=False))
-@train_options(skip=("layers", "bidirectional"))
-@source_options
-@click.option("--encoder", help="cnn (small, from scratch; default), a keras.applications "
-                                "backbone (mobilenet_v2, efficientnet_b0, resnet50, ...), or "
-                                "features (with --features).")
-@click.option("--encoder-weights", help="Backbone weights: imagenet, or a local weights file "
-                                        "(default: random).")
-@click.option("--fine-tune/--frozen", "fine_tune", default=None,
-              help="Train the backbone's weights too, or keep them (features computed once).")
-@click.option("--image-size", type=int, help="Pixels per side images are resized to.")
-@click.option("--attention", type=click.Choice(["luong", "bahdanau", "none"]),
-              is_flag=False, flag_value="luong",
-              help="Attention over the spatial feature map (alone, and by default: luong); "
-                   "none: the map only sets the start state.")
-@click.option("--tokenizer", type=click.Choice(["auto", "char", "whitespace",
-                                                "sentencepiece"]),
-              help="Caption tokenizer (auto: CJK characters and Latin words).")
-@click.option("--embedding-dim", type=int, help="Word embedding size.")
-@click.option("--max-length", type=int, help="Tokens kept per caption (default: 99th "
-                                              "percentile).")
-def train_command(train_path, out_dir, valid_path, recipe, set_items, force, resume,
-                  **kwargs):
-    """Train on CAPTIONS (CSV image,caption) with --images DIR; write -o MODEL_DIR."""
-    from seqkit.tasks import caption
+add_train(
+    group, "caption", help="Train on CAPTIONS (CSV image,caption) with --images DIR; write -o "
+                           "MODEL_DIR.",
+    argument=click.argument("train_path", metavar="CAPTIONS", type=click.Path(dir_okay=False)),
+    data_options=[source_options], sources=_sources, skip=("layers", "bidirectional"),
+    options=[
+        click.option("--encoder", help="cnn (small, from scratch; default), a "
+                                       "keras.applications backbone (mobilenet_v2, "
+                                       "efficientnet_b0, resnet50, ...), or features (with "
+                                       "--features)."),
+        click.option("--encoder-weights", help="Backbone weights: imagenet, or a local "
+                                               "weights file (default: random)."),
+        click.option("--fine-tune/--frozen", "fine_tune", default=None,
+                     help="Train the backbone's weights too, or keep them (features computed "
+                          "once)."),
+        click.option("--image-size", type=int, help="Pixels per side images are resized to."),
+        click.option("--attention", type=click.Choice(choices.ATTENTIONS), is_flag=False,
+                     flag_value="luong",
+                     help="Attention over the spatial feature map (alone, and by default: "
+                          "luong); none: the map only sets the start state."),
+        click.option("--tokenizer", type=click.Choice(choices.SIDE_TOKENIZERS),
+                     help="Caption tokenizer (auto: CJK characters and Latin words)."),
+        click.option("--embedding-dim", type=int, help="Word embedding size."),
+        click.option("--max-length", type=int, help="Tokens kept per caption (default: 99th "
+                                                    "percentile)."),
+    ])
 
-    data = _source(train_path, kwargs)
-    if data.features is not None and kwargs.get("encoder") is None:
-        kwargs["encoder"] = "features"
-    config = task_config(caption, recipe, kwargs, set_items)
-    valid = None
-    if valid_path:
-        valid = caption.CaptionSource(valid_path, data.images_dir, data.features,
-                                      data.feature_list, data.skip_bad_images, data.sep,
-                                      data.encoding)
-    caption.train(data, out_dir, config, valid=valid, force=force, resume=resume)
-
-
-@group.command("evaluate")
-@click.argument("model_dir", type=click.Path(file_okay=False))
-@click.argument("data_path", metavar="CAPTIONS", type=click.Path(dir_okay=False))
-@source_options
-@_decode_options
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate_command(model_dir, data_path, beam_size, max_length, batch_size, as_json,
-                     **kwargs):
-    """BLEU-1 to BLEU-4 (sacreBLEU, 0-100) of MODEL_DIR's captions against all reference
-    captions of each image in CAPTIONS."""
-    from seqkit.tasks import caption
-
-    result = caption.evaluate(model_dir, _source(data_path, kwargs), beam_size, max_length,
-                              batch_size)
-    if as_json:
-        echo_json(result)
-        return
-    for n in range(1, 5):
-        click.echo(f"BLEU-{n}  {result[f'bleu{n}']:.2f}")
-    click.echo(f"        {result['bleu_signature']}")
-    click.echo(f"images {result['images']}, references {result['references']}, "
-               f"beam size {result['beam_size']}, length ratio {result['length_ratio']}")
+add_evaluate(
+    group, "caption", data_options=[source_options], source=_source, show=_show,
+    options=[BEAM_OPTION, MAX_LENGTH_OPTION], metavar="CAPTIONS", batch_size=64,
+    help="BLEU-1 to BLEU-4 (sacreBLEU, 0-100) of MODEL_DIR's captions against all reference "
+         "captions of each image in CAPTIONS.")
 
 
 @group.command("predict")
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @click.argument("image_paths", metavar="[IMAGE ...|-]", nargs=-1)
-@_decode_options
+@BEAM_OPTION
+@MAX_LENGTH_OPTION
+@click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--images", "images_dir", type=click.Path(file_okay=False),
               help="Resolve the image paths inside this folder (they cannot leave it).")
 @click.option("--features", type=click.Path(dir_okay=False),
@@ -129,26 +115,19 @@ def evaluate_command(model_dir, data_path, beam_size, max_length, batch_size, as
 @click.option("--format", "fmt", type=click.Choice(["tsv", "jsonl"]), default="tsv",
               show_default=True, help="tsv: path<TAB>caption; jsonl: with the score "
                                       "(log-probability).")
-def predict_command(model_dir, image_paths, beam_size, max_length, batch_size, images_dir,
-                    features, feature_list, skip_bad_images, fmt):
+def predict_command(model_dir, image_paths, beam_size, max_length, batch_size, fmt, **load):
     """Caption each IMAGE (or each path read from stdin, one per line, when none is given or
     IMAGE is -): one line out per image, in order, written as it goes."""
     import sys
 
-    from seqkit.io import RecordWriter, iter_lines
-    from seqkit.tasks import caption
+    from seqkit import lifecycle
+    from seqkit.io import RecordWriter
 
-    predictor = caption.Predictor(model_dir, batch_size, images_dir=images_dir,
-                                  features=features, feature_list=feature_list,
-                                  skip_bad_images=skip_bad_images)
-    if not image_paths or list(image_paths) == ["-"]:
-        chunks = iter_lines("-", chunk_size=batch_size)
-    else:
-        chunks = ([p for p in image_paths[i:i + batch_size]]
-                  for i in range(0, len(image_paths), batch_size))
-    writer = RecordWriter(sys.stdout, "jsonl" if fmt == "jsonl" else "tsv",
-                          ["image", "caption"])
-    for records in predictor.stream(chunks, beam_size=beam_size, max_length=max_length):
+    predictor = task_module("caption").Predictor(model_dir, batch_size, **load)
+    paths = None if list(image_paths) in ([], ["-"]) else list(image_paths)
+    writer = RecordWriter(sys.stdout, fmt, ["image", "caption"])
+    for records in lifecycle.stream(predictor, "-", read={"paths": paths},
+                                    beam_size=beam_size, max_length=max_length):
         for record in records:
             writer.write(record)
         writer.flush()

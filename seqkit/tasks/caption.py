@@ -16,20 +16,23 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
-import keras
 import numpy as np
 
-from seqkit import artifacts, config as configlib, decoding, images, io, metrics, seq2seq, \
-    text
-from seqkit.encoders import APPLICATIONS, ENCODERS, RowGather, build_encoder
-from seqkit.errors import ConfigError, DataError
-from seqkit.images import CaptionSource
+from seqkit import artifacts, choices, config as configlib, decoding, images, io, metrics, text
 from seqkit.batching import GroupedBatches
-from seqkit.training import TrainSpec, fit, make_optimizer, set_seed
+from seqkit.errors import ConfigError, DataError
+from seqkit.images import Captioned
 
-TASK = NAME = "caption"
+if TYPE_CHECKING:
+    import keras
+
+    from seqkit import seq2seq
+    from seqkit.lifecycle import Plan
+
+NAME = "caption"
+SUMMARY = "image captioning, one-to-many"
 BOS, EOS = "<s>", "</s>"
 log = logging.getLogger("seqkit")
 
@@ -72,10 +75,10 @@ class Config(configlib.Training, configlib.Recurrent):
     max_output_length: int = 0  # 0: the caption max_length plus a quarter
 
     def validate(self) -> None:
-        configlib.check_choice("encoder", self.encoder, ENCODERS)
-        configlib.check_choice("tokenizer", self.tokenizer, text.SIDE_TOKENIZERS)
-        configlib.check_choice("attention", self.attention, seq2seq.ATTENTIONS)
-        configlib.check_choice("pooling", self.pooling, ("flatten", "mean"))
+        configlib.check_choice("encoder", self.encoder, choices.ENCODERS)
+        configlib.check_choice("tokenizer", self.tokenizer, choices.SIDE_TOKENIZERS)
+        configlib.check_choice("attention", self.attention, choices.ATTENTIONS)
+        configlib.check_choice("pooling", self.pooling, choices.MAP_POOLINGS)
         configlib.check_range("length_percentile", self.length_percentile, 50, 100)
         configlib.check_range("valid_fraction", self.valid_fraction, 0.001, 0.5)
         configlib.check_range("image_size", self.image_size, 16, 1024)
@@ -99,7 +102,7 @@ class Config(configlib.Training, configlib.Recurrent):
     @property
     def frozen(self) -> bool:
         """Whether the encoder is fixed while the decoder trains (its features are cached)."""
-        return self.encoder == "features" or (self.encoder in APPLICATIONS and
+        return self.encoder == "features" or (self.encoder in choices.APPLICATIONS and
                                               not self.fine_tune)
 
     @property
@@ -113,7 +116,42 @@ class Config(configlib.Training, configlib.Recurrent):
         return len(pre.captions.vocab) if self.word_head else 0
 
 
-# 2. Preprocessor ---------------------------------------------------------------------------
+# 2. Data -----------------------------------------------------------------------------------
+Source = images.CaptionSource  # the caption table, and --images DIR or --features FILE.npy
+
+
+def read(source: Source, config: Config, reference=None) -> Captioned:
+    """Each image of the table decoded once at config.image_size (or its feature row).
+    The source must fit the encoder: --features for "features", --images for the others."""
+    if isinstance(reference, Preprocessor):  # a trained model's
+        if config.encoder == "features" and source.features is None:
+            raise _features_needed()
+        if config.encoder != "features" and source.features is not None:
+            raise ConfigError("this model captions images: give --images DIR, not --features")
+    elif (config.encoder == "features") != (source.features is not None):
+        raise ConfigError("--encoder features goes with --features FILE.npy (and the other "
+                          "encoders with --images DIR)")
+    return source.load(config.image_size)
+
+
+def _features_needed() -> ConfigError:
+    return ConfigError("this model captions precomputed features: give --features FILE.npy "
+                       "(with its image list)")
+
+
+def split(data: Captioned, config: Config) -> tuple[Captioned, Captioned]:
+    """Hold out a fraction of the images (with all their captions), so none leaks."""
+    count = len(data.captions.names)
+    order = np.random.default_rng(config.seed).permutation(count)
+    cut = max(1, int(round(count * config.valid_fraction)))
+    if cut >= count:
+        raise DataError(f"{count} images are too few to hold some out for validation; "
+                        "give --valid", path=data.captions.path)
+    log.info("no --valid given: holding out %s of %s images", f"{cut:,}", f"{count:,}")
+    return data.subset(np.sort(order[cut:])), data.subset(np.sort(order[:cut]))
+
+
+# 3. Preprocessor ---------------------------------------------------------------------------
 class Preprocessor:
     """Captions <-> token ids, and the input shape the encoder takes. Saved as JSON."""
 
@@ -124,10 +162,11 @@ class Preprocessor:
         self.bos_id, self.eos_id = captions.vocab.id(BOS), captions.vocab.id(EOS)
 
     @classmethod
-    def fit(cls, captions: Sequence[str], config: Config,
-            feature_shape: Sequence[int] | None = None) -> "Preprocessor":
-        side = text.Side.fit(captions, "captions", config.tokenizer, config.lowercase, False,
-                             config, specials=(BOS, EOS))
+    def fit(cls, data: Captioned, config: Config) -> "Preprocessor":
+        side = text.Side.fit([c for cs in data.captions.captions for c in cs], "captions",
+                             config.tokenizer, config.lowercase, False, config,
+                             specials=(BOS, EOS))
+        feature_shape = list(data.inputs.shape[1:]) if config.encoder == "features" else None
         return cls(side, config.image_size, feature_shape)
 
     def encode(self, caption: str) -> tuple[list[int], list[int]]:
@@ -145,8 +184,10 @@ class Preprocessor:
                    data.get("feature_shape"))
 
 
-# 3. Model ----------------------------------------------------------------------------------
+# 4. Model ----------------------------------------------------------------------------------
 def decoder_spec(config: Config, pre: Preprocessor) -> seq2seq.DecoderSpec:
+    from seqkit import seq2seq
+
     return seq2seq.DecoderSpec(
         cell=config.cell, units=config.units, vocab_size=len(pre.captions.vocab),
         embedding_dim=config.embedding_dim, dropout=config.dropout,
@@ -154,139 +195,54 @@ def decoder_spec(config: Config, pre: Preprocessor) -> seq2seq.DecoderSpec:
         attention_units=config.attention_units)
 
 
-def build_captioner(config: Config, pre: Preprocessor, map_shape: Sequence[int]
-                    ) -> keras.Model:
-    """{features (batch, positions, channels), tokens (batch, time)} -> next-token logits
-    (batch, time, vocab). The pooled map sets the decoder's start state(s)."""
-    spec = decoder_spec(config, pre)
-    features = keras.Input(shape=tuple(map_shape), name="features")
-    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
-    states, context = _start(features, spec, config.pooling, config.dropout)
-    logits, _ = seq2seq.run_decoder(seq2seq.decoder_layers(spec), tokens, states, context)
-    return keras.Model({"features": features, "tokens": tokens}, logits, name="captioner")
-
-
-def _start(features, spec: seq2seq.DecoderSpec, pooling: str, dropout: float = 0.0,
-           layers=None):
-    """Decoder start states from the pooled map, and the attention context (the map and
-    its keys). `layers` takes trained layers by name; without it they are made."""
-    def get(name, make):
-        return layers.get_layer(name) if layers is not None else make()
-
-    pool = keras.layers.Flatten if pooling == "flatten" else keras.layers.GlobalAveragePooling1D
-    pooled = get("image_pool", lambda: pool(name="image_pool"))(features)  # (batch, dim)
-    if layers is None and dropout > 0:
-        pooled = keras.layers.Dropout(dropout, name="image_dropout")(pooled)
-    states = [get(f"init_state_{i}", lambda i=i: keras.layers.Dense(
-        spec.units, activation="tanh", name=f"init_state_{i}"))(pooled)
-        for i in range(spec.state_count)]  # each (batch, units)
-    if spec.attention == "none":
-        return states, []
-    keys = get("attention_key", lambda: keras.layers.Dense(
-        spec.key_units, use_bias=False, name="attention_key"))(features)
-    return states, [features, keys]  # (batch, positions, channels), (batch, positions, keys)
-
-
-def assemble(encoder: keras.Model | None, captioner: keras.Model,
-             map_shape: Sequence[int] = (), words: int = 0) -> keras.Model:
-    """{image (images, size, size, 3), image_index (captions,), tokens (captions, time)}
-    -> logits (captions, time, vocab): each image of a batch is encoded once and its map
-    goes to each of its captions (image_index: the row of each caption's image). Without
-    an encoder the input is the map itself, "features" (images, *map_shape).
-
-    words > 0 (a vocabulary size) adds the word head for training: the outputs become
-    {"next": those logits, "words": (captions, words) logits of each word being in some
-    caption of the image}, from the mean of the map, so the encoder is taught what is in
-    the picture directly and not only through the decoder."""
-    name = "image" if encoder is not None else "features"
-    image = keras.Input(shape=encoder.input.shape[1:] if encoder is not None
-                        else tuple(map_shape), name=name)
-    index = keras.Input(shape=(), dtype="int32", name="image_index")
-    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
-    features = encoder(image) if encoder is not None else image  # (images, positions, ch)
-    rows = RowGather(name="image_rows")([features, index])  # (captions, positions, ch)
-    logits = captioner({"features": rows, "tokens": tokens})
-    if words:
-        pooled = keras.layers.GlobalAveragePooling1D(name="word_pool")(features)
-        found = keras.layers.Dense(words, name="word_head")(pooled)  # (images, words)
-        logits = {"next": logits, "words": RowGather(name="word_rows")([found, index])}
-    return keras.Model({name: image, "image_index": index, "tokens": tokens}, logits,
-                       name="caption")
-
-
 def build_model(config: Config, pre: Preprocessor) -> keras.Model:
+    """The trainable model: encoder and captioner (seqkit.encoders.assemble)."""
+    from seqkit.encoders import assemble, build_captioner, build_encoder
+
     encoder = build_encoder(config, pre.feature_shape)
-    return assemble(encoder, build_captioner(config, pre, encoder.output.shape[1:]),
-                    words=config.word_head_size(pre))
+    captioner = build_captioner(decoder_spec(config, pre), encoder.output.shape[1:],
+                                config.pooling, config.dropout)
+    return assemble(encoder, captioner, words=config.word_head_size(pre))
 
 
-def compile_model(model: keras.Model, config: Config, words: int = 0) -> None:
+def prepare(config: Config, pre: Preprocessor, train: Captioned, valid: Captioned,
+            resume: bool) -> Plan:
+    """A learning encoder trains with the decoder on images; a frozen one computes each
+    image's features once, the decoder trains on them, and `finish` puts them together."""
+    from seqkit import encoders, seq2seq
+    from seqkit.lifecycle import Plan
+    from seqkit.training import TrainSpec, make_optimizer
+
+    encoder = encoders.build_encoder(config, pre.feature_shape)
+    map_shape = encoder.output.shape[1:]
+    captioner = encoders.build_captioner(decoder_spec(config, pre), map_shape, config.pooling,
+                                         config.dropout)
+    words = config.word_head_size(pre)
+    inputs, valid_inputs = train.inputs, valid.inputs
+    if config.frozen:  # the decoder trains on the encoder's features, computed once
+        inputs = encoders.encode_images(encoder, inputs)
+        valid_inputs = encoders.encode_images(encoder, valid_inputs)
+        model, name = encoders.assemble(None, captioner, map_shape), "features"
+    else:
+        model, name = encoders.assemble(encoder, captioner, words=words), "image"
+        if words and not resume:
+            model.get_layer("word_head").bias.assign(word_log_odds(pre, train.captions))
     loss, weights = seq2seq.loss(), None
     if words:  # binary cross-entropy is a mean over the words; the weight makes it their sum
+        import keras
+
         loss = {"next": loss, "words": keras.losses.BinaryCrossentropy(from_logits=True)}
         weights = {"next": 1.0, "words": config.word_loss * words}
     model.compile(optimizer=make_optimizer(TrainSpec.from_config(config)), loss=loss,
                   loss_weights=weights)
 
+    def finish(fitted: keras.Model) -> keras.Model:  # the saved model takes images
+        return encoders.assemble(encoder, fitted.get_layer("captioner")) if config.frozen \
+            else fitted
 
-# 4. Decode ---------------------------------------------------------------------------------
-class Captioner:
-    """Encoder, start and decoder-step models around a trained model; decodes in NumPy."""
-
-    def __init__(self, model: keras.Model, config: Config, pre: Preprocessor):
-        import tensorflow as tf
-
-        self.config, self.pre = config, pre
-        self.encoder = model.get_layer("encoder")
-        trained = model.get_layer("captioner")
-        spec = decoder_spec(config, pre)
-        map_shape = self.encoder.output.shape[1:]
-        features = keras.Input(shape=map_shape, name="features")
-        states, context = _start(features, spec, config.pooling, layers=trained)
-        self.start_model = keras.Model(features, [*states, *context], name="start")
-        vocab = pre.captions.vocab
-        self.decoder = seq2seq.StepDecoder(
-            seq2seq.build_step_model(trained, spec, map_shape[-1], with_mask=False),
-            spec.state_count, banned=[vocab.pad_id, vocab.unk_id, pre.bos_id])
-        self._start = tf.function(
-            lambda x: self.start_model(self.encoder(x, training=False), training=False),
-            reduce_retracing=True)
-
-    def max_length(self, given: int = 0) -> int:
-        length = self.pre.captions.max_length
-        return given or self.config.max_output_length or length + max(2, length // 4)
-
-    def caption(self, inputs: np.ndarray, beam_size: int = 1, n_best: int = 1,
-                max_length: int = 0, batch_size: int = 64) -> list[list[dict]]:
-        """For each image (or feature map), its n_best captions, best first:
-        {"caption", "score"} (score: the log-probability, end of caption included)."""
-        results = []
-        for start in range(0, len(inputs), batch_size):
-            batch = np.asarray(inputs[start:start + batch_size], dtype=np.float32)
-            out = self._start(batch)
-            states = [np.asarray(s) for s in (out if isinstance(out, (list, tuple)) else [out])]
-            found = self.decoder.search(states, len(batch), self.pre.bos_id, self.pre.eos_id,
-                                        self.max_length(max_length), beam_size, n_best,
-                                        self.config.length_alpha)
-            results += [[decode(h, self.pre) for h in best] for best in found]
-        return results
-
-
-def decode(hypothesis: decoding.Hypothesis, pre: Preprocessor) -> dict:
-    return {"caption": pre.captions.detokenize(hypothesis.tokens),
-            "score": round(hypothesis.score, 4)}
-
-
-# Library functions ---------------------------------------------------------------------------
-def split_holdout(array: np.ndarray, data: images.Captions, fraction: float, seed: int):
-    """Hold out a fraction of the images (with all their captions), so none leaks."""
-    order = np.random.default_rng(seed).permutation(len(data.names))
-    cut = max(1, int(round(len(order) * fraction)))
-    if cut >= len(order):
-        raise DataError(f"{len(order)} images are too few to hold some out for validation; "
-                        "give --valid", path=data.path)
-    train, valid = np.sort(order[cut:]), np.sort(order[:cut])
-    return array[train], data.subset(train), array[valid], data.subset(valid)
+    return Plan(model, _batches(pre, inputs, train.captions, config, True, name),
+                _batches(pre, valid_inputs, valid.captions, config, False, name),
+                monitor="val_next_loss" if words else "val_loss", mode="min", finish=finish)
 
 
 def word_log_odds(pre: Preprocessor, data: images.Captions) -> np.ndarray:
@@ -337,97 +293,72 @@ def _batches(pre: Preprocessor, inputs: np.ndarray, data: images.Captions, confi
                           shuffle=shuffle, seed=config.seed)
 
 
-def encode_images(encoder: keras.Model, inputs: np.ndarray, batch_size: int = 64
-                  ) -> np.ndarray:
-    """The feature maps of a frozen encoder, computed once: (n, positions, channels)."""
-    out = [np.asarray(encoder(inputs[i:i + batch_size].astype(np.float32), training=False))
-           for i in range(0, len(inputs), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, *encoder.output.shape[1:]))
+# 5. Decode and score -----------------------------------------------------------------------
+def make_captioner(model: keras.Model, config: Config, pre: Preprocessor):
+    """The inference models around a trained model (seqkit.encoders.Captioner)."""
+    from seqkit.encoders import Captioner
+
+    vocab = pre.captions.vocab
+    return Captioner(model, decoder_spec(config, pre), config.pooling, pre.bos_id, pre.eos_id,
+                     [vocab.pad_id, vocab.unk_id, pre.bos_id], config.length_alpha)
 
 
-def train(data: CaptionSource, out_dir: str, config: Config, *,
-          valid: CaptionSource | None = None, force: bool = False, resume: bool = False
+def caption(captioner, config: Config, pre: Preprocessor, inputs: np.ndarray,
+            beam_size: int = 1, max_length: int = 0, batch_size: int = 64) -> list[dict]:
+    """The best caption of each image (or feature map): {"caption", "score"} (score: the
+    log-probability, end of caption included). Captions end after max_length tokens, by
+    default the longest training caption kept plus a quarter."""
+    length = pre.captions.max_length
+    limit = max_length or config.max_output_length or length + max(2, length // 4)
+    return [decode(best[0], pre) for best in
+            captioner.search(inputs, limit, beam_size, 1, batch_size)]
+
+
+def decode(hypothesis: decoding.Hypothesis, pre: Preprocessor) -> dict:
+    return {"caption": pre.captions.detokenize(hypothesis.tokens),
+            "score": round(hypothesis.score, 4)}
+
+
+def score(model, config: Config, pre: Preprocessor, data: Captioned,
+          batch_size: int | None = None, beam_size: int | None = 1, max_length: int = 0
           ) -> dict:
-    """Train a captioning model and write MODEL_DIR; returns the validation metrics."""
-    if (config.encoder == "features") != (data.features is not None):
-        raise ConfigError("--encoder features goes with --features FILE.npy (and the other "
-                          "encoders with --images DIR)")
-    inputs, captions = data.load(config.image_size)  # bad data fails before anything is written
-    valid_set = valid.load(config.image_size) if valid is not None else None
-    work = artifacts.start_run(out_dir, force=force, resume=resume)
-    if resume:
-        config = artifacts.resume_config(work, TASK, config)
-    set_seed(config.seed)
-    if valid_set is None:
-        inputs, captions, *valid_set = split_holdout(inputs, captions, config.valid_fraction,
-                                                     config.seed)
-        log.info("no --valid given: holding out %s of %s images", f"{len(valid_set[1].names):,}",
-                 f"{len(captions.names) + len(valid_set[1].names):,}")
-    feature_shape = list(inputs.shape[1:]) if config.encoder == "features" else None
-    pre = artifacts.setup_preprocessor(
-        work, task=TASK, config=config, resume=resume, from_json=Preprocessor.from_json,
-        fit=lambda: Preprocessor.fit([c for cs in captions.captions for c in cs], config,
-                                     feature_shape))
-    encoder = build_encoder(config, pre.feature_shape)
-    captioner = build_captioner(config, pre, encoder.output.shape[1:])
-    words = config.word_head_size(pre)
-    if config.frozen:  # the decoder trains on the encoder's features, computed once
-        inputs, valid_inputs = encode_images(encoder, inputs), encode_images(encoder,
-                                                                             valid_set[0])
-        model = assemble(None, captioner, encoder.output.shape[1:])
-        name = "features"
-    else:
-        valid_inputs, model, name = valid_set[0], assemble(encoder, captioner,
-                                                           words=words), "image"
-        if words and not resume:
-            model.get_layer("word_head").bias.assign(word_log_odds(pre, captions))
-    compile_model(model, config, words)
-    model, summary = fit(model, _batches(pre, inputs, captions, config, True, name),
-                         _batches(pre, valid_inputs, valid_set[1], config, False, name),
-                         TrainSpec.from_config(config), work,
-                         monitor="val_next_loss" if config.word_head else "val_loss",
-                         mode="min", resume=resume)
-    if config.frozen:
-        model = assemble(encoder, model.get_layer("captioner"))
-    scores = score(Captioner(model, config, pre), valid_set[0], valid_set[1], beam_size=1)
-    log.info("validation BLEU-1 %.2f, BLEU-4 %.2f (greedy)", scores["bleu1"], scores["bleu4"])
-    result = {"validation": scores, "training": summary}
-    artifacts.complete(work, out_dir, task=TASK, model=model, preprocessor=pre.to_json(),
-                       config=config, metrics=result)
+    """BLEU-1..4 of the model's captions against all reference captions of each image;
+    greedy unless beam_size says otherwise (None: the model's beam_size)."""
+    beam = config.beam_size if beam_size is None else beam_size
+    found = caption(make_captioner(model, config, pre), config, pre, data.inputs, beam,
+                    max_length, batch_size or 64)
+    hypotheses = [record["caption"] for record in found]
+    result = metrics.caption_bleu(hypotheses, data.captions.captions, config.lowercase)
+    result["beam_size"] = beam
     return result
 
 
-def score(captioner: Captioner, inputs: np.ndarray, data: images.Captions, beam_size: int,
-          max_length: int = 0, batch_size: int = 64) -> dict:
-    best = captioner.caption(inputs, beam_size, 1, max_length, batch_size)
-    hypotheses = [b[0]["caption"] if b else "" for b in best]
-    result = metrics.caption_bleu(hypotheses, data.captions, captioner.config.lowercase)
-    result["beam_size"] = beam_size
-    return result
+def describe(scores: dict) -> str:
+    return f"BLEU-1 {scores['bleu1']:.2f}, BLEU-4 {scores['bleu4']:.2f} (greedy)"
 
 
-class Predictor:
+# 6. Predict ----------------------------------------------------------------------------------
+class Predictor(artifacts.Handle):
     """A loaded model that captions image files (or feature rows) in batches."""
 
-    def __init__(self, model_dir: str, batch_size: int = 64, *, images_dir: str | None = None,
-                 features: str | None = None, feature_list: str | None = None,
-                 skip_bad_images: bool = False):
-        loaded = artifacts.load(model_dir, TASK, Config)
-        self.config = loaded.config
-        self.pre = Preprocessor.from_json(loaded.preprocessor)
-        self.captioner = Captioner(loaded.model, self.config, self.pre)
-        self.batch_size, self.images_dir = batch_size, images_dir
+    def __init__(self, model_dir: str, batch_size: int | None = None, *,
+                 images_dir: str | None = None, features: str | None = None,
+                 feature_list: str | None = None, skip_bad_images: bool = False):
+        super().__init__(model_dir, NAME, Config, Preprocessor, batch_size or 64)
+        self.images_dir, self.features_path = images_dir, features
         self.bad = io.BadRecords(skip_bad_images, "image")
         self.features = None
-        if self.config.encoder == "features":
-            if features is None:
-                raise ConfigError("this model captions precomputed features: give "
-                                  "--features FILE.npy (with its image list)")
+        if self.config.encoder == "features" and features is not None:
             self.features = images.read_features(features, feature_list)
-            self.features_path = features
+        self._captioner = None  # made at the first predict (evaluate needs none)
+
+    def _check(self) -> None:
+        if self.config.encoder == "features" and self.features is None:
+            raise _features_needed()
 
     def load(self, paths: Sequence[str]) -> tuple[np.ndarray, list[int]]:
         """The inputs for `paths` and the indices that could be read."""
+        self._check()
         if self.features is not None:
             array, rows = self.features
             ok = [i for i, p in enumerate(paths) if p in rows or self.bad(
@@ -444,25 +375,24 @@ class Predictor:
         beam = self.config.beam_size if beam_size is None else beam_size
         named = [i for i, p in enumerate(paths) if p.strip()]
         inputs, ok = self.load([paths[i].strip() for i in named])
-        found = self.captioner.caption(inputs, beam, 1, max_length, self.batch_size)
+        if self._captioner is None:
+            self._captioner = make_captioner(self.model, self.config, self.pre)
+        found = caption(self._captioner, self.config, self.pre, inputs, beam, max_length,
+                        self.batch_size)
         records = [{"image": p, "caption": "", "score": None} for p in paths]
         for j, best in zip(ok, found):
-            records[named[j]].update(best[0])
+            records[named[j]].update(best)
         return records
 
-    def stream(self, chunks: Iterable[list[str]], **options) -> Iterator[list[dict]]:
-        """Caption chunks of paths; yield each chunk's records in order, then warn once
-        about any images skipped."""
-        for chunk in chunks:
-            yield self.predict(chunk, **options)
+    def chunks(self, input_path: str = "-", chunk_size: int | None = None,
+               paths: Sequence[str] | None = None) -> Iterator[list[str]]:
+        """Image paths in chunks (of batch_size): `paths` as given, else one per line of
+        INPUT; after the last chunk, one warning counts the images skipped."""
+        self._check()  # before any input is read
+        size = chunk_size or self.batch_size
+        if paths:
+            for start in range(0, len(paths), size):
+                yield list(paths[start:start + size])
+        else:
+            yield from io.iter_lines(input_path, chunk_size=size)
         self.bad.warn()
-
-
-def evaluate(model_dir: str, data: CaptionSource, beam_size: int | None = None,
-             max_length: int = 0, batch_size: int = 64) -> dict:
-    """BLEU-1..4 of MODEL_DIR's captions against all reference captions of each image."""
-    predictor = Predictor(model_dir, batch_size, features=data.features,
-                          feature_list=data.feature_list)
-    inputs, captions = data.load(predictor.pre.image_size)
-    beam = predictor.config.beam_size if beam_size is None else beam_size
-    return score(predictor.captioner, inputs, captions, beam, max_length, batch_size)
