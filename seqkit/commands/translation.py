@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from seqkit import choices
-from seqkit.commands.common import add_train, apply_options, echo_json, task_module
+from seqkit.commands.common import add_evaluate, add_train, apply_options, task_module
 
 TOKENIZER_CHOICES = click.Choice(choices.SIDE_TOKENIZERS)
 PAIR_OPTIONS = ("source_file", "target_file", "reverse", "skip_bad_lines", "encoding")
@@ -48,15 +48,18 @@ def _sources(train_path, valid_path, kwargs):
     return source, valid
 
 
+DECODE_OPTIONS = [
+    click.option("--beam-size", type=int,
+                 help="Beam width; 1 is greedy search (default: the model's, 5)."),
+    click.option("--max-length", type=int, default=0,
+                 help="Most tokens per translation (default: twice the longest training "
+                      "target kept)."),
+]
+
+
 def _decode_options(func):
-    return apply_options([
-        click.option("--beam-size", type=int,
-                     help="Beam width; 1 is greedy search (default: the model's, 5)."),
-        click.option("--max-length", type=int, default=0,
-                     help="Most tokens per translation (default: twice the longest "
-                          "training target kept)."),
-        click.option("--batch-size", type=int, default=64, show_default=True),
-    ])(func)
+    return apply_options([*DECODE_OPTIONS, click.option("--batch-size", type=int, default=64,
+                                                        show_default=True)])(func)
 
 
 @click.group("translation")
@@ -85,31 +88,22 @@ add_train(
     ])
 
 
-# DATA is optional here (--source-file/--target-file instead), which add_evaluate's
-# argument is not; otherwise this is that template.
-@group.command("evaluate")
-@click.argument("model_dir", type=click.Path(file_okay=False))
-@click.argument("data_path", metavar="[DATA]", required=False,
-                type=click.Path(dir_okay=False, allow_dash=True))
-@pair_options
-@_decode_options
-@click.option("--target-lang", help="Target language code (zh picks sacreBLEU's zh "
-                                    "tokenizer); default: detected from the references.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate_command(model_dir, data_path, batch_size, as_json, **kwargs):
-    """Score MODEL_DIR on DATA (or --source-file/--target-file): sacreBLEU BLEU and chrF."""
-    from seqkit import lifecycle
+def _show(result: dict) -> str:
+    return "\n".join([f"BLEU  {result['bleu']:.2f}  {result['bleu_signature']}",
+                      f"chrF  {result['chrf']:.2f}  {result['chrf_signature']}",
+                      f"      {result['bleu_detail']}",
+                      f"sentences {result['sentences']}, beam size {result['beam_size']}"])
 
-    source = _source(data_path, kwargs)
-    result = lifecycle.evaluate(task_module("translation"), model_dir, source,
-                                batch_size=batch_size, **kwargs)
-    if as_json:
-        echo_json(result)
-        return
-    click.echo(f"BLEU  {result['bleu']:.2f}  {result['bleu_signature']}")
-    click.echo(f"chrF  {result['chrf']:.2f}  {result['chrf_signature']}")
-    click.echo(f"      {result['bleu_detail']}")
-    click.echo(f"sentences {result['sentences']}, beam size {result['beam_size']}")
+
+add_evaluate(
+    group, "translation", metavar="[DATA]", required=False, data_options=[pair_options],
+    source=_source, show=_show, batch_size=64, options=[
+        *DECODE_OPTIONS,
+        click.option("--target-lang", help="Target language code (zh picks sacreBLEU's zh "
+                                           "tokenizer); default: detected from the "
+                                           "references."),
+    ], help="Score MODEL_DIR on DATA (or --source-file/--target-file): sacreBLEU BLEU and "
+            "chrF.")
 
 
 @group.command("predict")
