@@ -30,7 +30,7 @@ CORPORA = {
 
 
 def run(name: str, crf: bool, set_items, out: Path) -> dict:
-    from seqkit import config as configlib
+    from seqkit import config as configlib, lifecycle
     from seqkit.tasks import ner
 
     folder, train, valid, test = CORPORA[name]
@@ -39,10 +39,10 @@ def run(name: str, crf: bool, set_items, out: Path) -> dict:
                                set_items, task="ner")
     model_dir = out / f"{name}-{'crf' if crf else 'softmax'}"
     start = time.perf_counter()
-    result = ner.train(str(base / train), str(model_dir), config, valid_path=str(base / valid),
-                       force=True)
+    result = lifecycle.train(ner, ner.Source(str(base / train)), str(model_dir), config,
+                             valid=ner.Source(str(base / valid)), force=True)
     minutes = (time.perf_counter() - start) / 60
-    scores = ner.evaluate(str(model_dir), str(base / test))
+    scores = lifecycle.evaluate(ner, str(model_dir), ner.Source(str(base / test)))
     training = result["training"]
     return {"dataset": name, "crf": crf, "test_f1": round(scores["f1"], 4),
             "test_precision": round(scores["precision"], 4),

@@ -75,6 +75,29 @@ def test_reader_bad_lines(tmp_path, content, expected):
     assert expected in str(err.value)
 
 
+def test_validation_tags_are_checked_against_the_training_scheme(tmp_path):
+    from seqkit.tasks import ner
+
+    train_path, valid_path = tmp_path / "t.conll", tmp_path / "v.conll"
+    train_path.write_text("Mara B-PER\nQuell I-PER\n", encoding="utf-8")
+    valid_path.write_text("Li S-PER\n", encoding="utf-8")  # BIOES on its own, not BIO
+    train = ner.read(ner.Source(str(train_path)), ner.Config())
+    assert train.scheme == "bio" and [s.tokens for s in train.sentences] == [["Mara", "Quell"]]
+    with pytest.raises(DataError, match="v.conll:1: tag 'S-PER' is outside the BIO scheme"):
+        ner.read(ner.Source(str(valid_path)), ner.Config(), reference=train)
+    assert ner.read(ner.Source(str(valid_path)), ner.Config()).scheme == "bioes"
+
+
+def test_import_loads_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, seqkit.tasks.ner, seqkit.tagging; "
+            "print('tensorflow' in sys.modules or 'keras' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip() == "False", proc.stderr
+
+
 # --- schemes ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("tags, scheme", [
     (["B-PER", "I-PER", "O", "B-LOC"], "bio"),
@@ -176,15 +199,17 @@ def test_crf_model_saves_and_loads_in_safe_mode(tmp_path):
 def test_char_features_for_words_not_for_characters():
     from seqkit.tasks import ner
 
-    english = [corpora.Sentence(t, g, []) for t, g in make_ner_en(6)]
-    pre = ner.Preprocessor.fit(english, "bio", ner.Config())
+    english = ner.Tagged([corpora.Sentence(t, g, []) for t, g in make_ner_en(6)], "bio", "")
+    pre = ner.Preprocessor.fit(english, ner.Config())
     assert pre.chars is not None and pre.tokenizer == "auto" and pre.bigrams is None
     inputs = pre.inputs([["Zorblax", "2024"]])
     assert inputs["tokens"] == [[pre.vocab.unk_id, pre.vocab.unk_id]]  # unseen words...
     assert inputs["chars"][0][0] == pre.chars.encode("Zorblax")  # ...keep their characters
     assert pre.word_key("Port-99") == "port-00"
-    chinese = [corpora.Sentence(list("张伟在北京"), ["B-NAME", "E-NAME", "O", "B-LOC", "E-LOC"], [])] * 2
-    pre = ner.Preprocessor.fit(chinese, "bmes", ner.Config())
+    chinese = ner.Tagged([corpora.Sentence(list("张伟在北京"),
+                                           ["B-NAME", "E-NAME", "O", "B-LOC", "E-LOC"], [])] * 2,
+                         "bmes", "")
+    pre = ner.Preprocessor.fit(chinese, ner.Config())
     assert pre.chars is None and pre.tokenizer == "char"
     assert pre.bigram_keys(["北", "京"]) == ["北 京", "京 </s>"]
     inputs = pre.inputs([["在", "北", "京"], ["南", "京"]])
@@ -194,28 +219,28 @@ def test_char_features_for_words_not_for_characters():
 
 
 def test_word_shapes_and_the_learnt_scheme():
+    from seqkit import tagging
     from seqkit.tasks import ner
 
-    shapes = [ner.SHAPES[ner.word_shape(t)] for t in
+    shapes = [tagging.SHAPES[tagging.word_shape(t)] for t in
               ("the", "Paris", "EU", "iPhone", "1996", "4-0", "--", "Ärzte")]
     assert shapes == ["lower", "Capitalised", "UPPER", "mIxed", "digits", "has digit", "other",
                       "Capitalised"]
-    english = [corpora.Sentence(t, g, []) for t, g in make_ner_en(6)]
-    pre = ner.Preprocessor.fit(english, "bio", ner.Config())
+    english = ner.Tagged([corpora.Sentence(t, g, []) for t, g in make_ner_en(6)], "bio", "")
+    pre = ner.Preprocessor.fit(english, ner.Config())
     assert pre.shapes and pre.inputs([["EU", "talks"]])["shapes"] == [[3, 1]]
     assert pre.model_scheme == "bioes" and "S-PER" in pre.tags and "E-PER" in pre.tags
     ids = pre.encode_tags([["B-PER", "I-PER", "O", "B-LOC"]])[0]
     assert [pre.tags[i] for i in ids] == ["B-PER", "E-PER", "O", "S-LOC"]
     assert pre.decode_tags(ids) == ["B-PER", "I-PER", "O", "B-LOC"]  # back in the data's
-    same = ner.Preprocessor.fit(english, "bio", ner.Config(model_scheme="same",
-                                                           case_features="off"))
+    same = ner.Preprocessor.fit(english, ner.Config(model_scheme="same", case_features="off"))
     assert same.model_scheme == "bio" and "S-PER" not in same.tags
     assert "shapes" not in same.inputs([["EU"]])
     assert ner.Preprocessor.from_json(pre.to_json()).model_scheme == "bioes"
 
 
 def test_char_pool_ignores_padding_characters():
-    from seqkit.tasks.ner import CharPool
+    from seqkit.backbones import CharPool
 
     features = np.array([[[[1.0], [5.0], [9.0]], [[3.0], [3.0], [3.0]]]])  # (1, 2, 3, 1)
     ids = np.array([[[4, 2, 0], [0, 0, 0]]])
@@ -272,7 +297,8 @@ def test_predict_english_offsets_and_empty_line(ner_en_model, tmp_path, cli):
     assert r.code == 0 and [rec["text"] for rec in records] == lines
     assert records[1] == {"text": "", "entities": []}
     found = [e for rec in records for e in rec["entities"]]
-    assert {(e["text"], e["type"]) for e in found} >= {("Mara Quell", "PER"), ("Harbor Bank", "ORG")}
+    assert {(e["text"], e["type"]) for e in found} >= {("Mara Quell", "PER"),
+                                                       ("Harbor Bank", "ORG")}
     for rec in records:
         for e in rec["entities"]:
             assert rec["text"][e["start"]:e["end"]] == e["text"]
@@ -302,6 +328,22 @@ def test_predict_conll_in_and_out(ner_en_model, data_dir, cli):
     assert [line.split("\t")[0] for block in blocks for line in block.splitlines()] == gold
     tags = {line.split("\t")[1][:2] for block in blocks for line in block.splitlines()}
     assert tags <= {"O", "B-", "I-"} and "B-" in tags  # the data's BIO, not the model's BIOES
+
+
+def test_predictor_reads_both_input_formats(ner_en_model, data_dir, tmp_path):
+    from seqkit.tasks import ner
+
+    predictor = ner.Predictor(str(ner_en_model))
+    [sentences] = list(predictor.chunks(str(data_dir / "ner_en_valid.conll"),
+                                        input_format="conll"))
+    assert len(sentences) == 12 and all(isinstance(tok, str) for tok in sentences[0])
+    lines = tmp_path / "in.txt"
+    lines.write_text("a\n\nb\nc\n", encoding="utf-8")
+    assert list(predictor.chunks(str(lines), 2)) == [["a", ""], ["b", "c"]]
+    tokens = ["Mara", "Quell", "visited", "Port", "Edra", "."]
+    [from_tokens, from_line] = predictor.predict([tokens, "Mara Quell visited Port Edra ."])
+    assert from_tokens["text"] == " ".join(tokens) and from_tokens["tokens"] == tokens
+    assert from_tokens == from_line  # the same tokens, the same offsets, the same tags
 
 
 # --- evaluate and the command line -----------------------------------------------------------

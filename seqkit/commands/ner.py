@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from seqkit.commands.common import apply_options, echo_json, task_config, train_options
+from seqkit import choices
+from seqkit.commands.common import add_evaluate, add_train, apply_options, task_module
 
-COLUMN_OPTIONS = ("token_column", "tag_column", "encoding")
-SCHEME_CHOICES = ["auto", "iob1", "bio", "iob2", "bioes", "iobes", "bmes"]
+COLUMNS = ("token_column", "tag_column", "encoding")
 
 
 def column_options(func):
@@ -20,11 +20,26 @@ def column_options(func):
     ])(func)
 
 
-def _columns(kwargs):
-    from seqkit.tasks.ner import Columns
+def _columns(kwargs) -> dict:
+    """The column options given (popped from kwargs); the others keep their defaults."""
+    given = {k: kwargs.pop(k, None) for k in COLUMNS}
+    return {k: v for k, v in given.items() if v is not None}
 
-    given = {k: kwargs.pop(k, None) for k in COLUMN_OPTIONS}
-    return Columns(**{k: v for k, v in given.items() if v is not None})
+
+def _source(path, kwargs):
+    return task_module("ner").Source(path, **_columns(kwargs))
+
+
+def _sources(train_path, valid_path, kwargs):
+    columns = _columns(kwargs)
+    Source = task_module("ner").Source
+    return Source(train_path, **columns), Source(valid_path, **columns) if valid_path else None
+
+
+def _show(result: dict) -> str:
+    from seqkit import metrics
+
+    return metrics.format_entities(result)
 
 
 @click.group("ner")
@@ -32,49 +47,28 @@ def group() -> None:
     """Sequence tagging (named entities), many-to-many aligned: CoNLL column files."""
 
 
-@group.command("train")
-@click.argument("train_path", metavar="TRAIN", type=click.Path(dir_okay=False))
-@train_options
-@column_options
-@click.option("--scheme", type=click.Choice(SCHEME_CHOICES, case_sensitive=False),
-              help="Tag scheme (default: detected from the tags).")
-@click.option("--crf/--no-crf", default=None, help="CRF output layer (default on).")
-@click.option("--char-features", type=click.Choice(["auto", "cnn", "none"]),
-              help="Character CNN word features (auto: on unless tokens are single "
-                   "characters).")
-@click.option("--embeddings", type=click.Path(dir_okay=False, exists=True),
-              help="Pretrained word vectors, word2vec/GloVe text format.")
-@click.option("--embedding-dim", type=int, help="Word embedding size.")
-@click.option("--tokenizer", type=click.Choice(["auto", "char", "whitespace"]),
-              help="How predict splits raw text (auto: characters for char-level data, "
-                   "else words).")
-def train_command(train_path, out_dir, valid_path, recipe, set_items, force, resume, **kwargs):
-    """Train a tagger on TRAIN (CoNLL columns) and write it to -o MODEL_DIR."""
-    from seqkit.tasks import ner
+add_train(
+    group, "ner", help="Train a tagger on TRAIN (CoNLL columns) and write it to -o MODEL_DIR.",
+    argument=click.argument("train_path", metavar="TRAIN", type=click.Path(dir_okay=False)),
+    data_options=[column_options], sources=_sources, options=[
+        click.option("--scheme", type=click.Choice(choices.SCHEME_NAMES, case_sensitive=False),
+                     help="Tag scheme (default: detected from the tags)."),
+        click.option("--crf/--no-crf", default=None, help="CRF output layer (default on)."),
+        click.option("--char-features", type=click.Choice(choices.CHAR_FEATURES),
+                     help="Character CNN word features (auto: on unless tokens are single "
+                          "characters)."),
+        click.option("--embeddings", type=click.Path(dir_okay=False, exists=True),
+                     help="Pretrained word vectors, word2vec/GloVe text format."),
+        click.option("--embedding-dim", type=int, help="Word embedding size."),
+        click.option("--tokenizer", type=click.Choice(choices.TOKENIZERS),
+                     help="How predict splits raw text (auto: characters for char-level "
+                          "data, else words)."),
+    ])
 
-    columns = _columns(kwargs)
-    config = task_config(ner, recipe, kwargs, set_items)
-    ner.train(train_path, out_dir, config, valid_path=valid_path, columns=columns,
-              force=force, resume=resume)
-
-
-@group.command("evaluate")
-@click.argument("model_dir", type=click.Path(file_okay=False))
-@click.argument("data_path", metavar="DATA", type=click.Path(dir_okay=False, allow_dash=True))
-@column_options
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--batch-size", type=int, default=256, show_default=True)
-def evaluate_command(model_dir, data_path, as_json, batch_size, **kwargs):
-    """Score MODEL_DIR on tagged DATA: entity precision/recall/F1 (micro and per type,
-    conlleval-compatible) and token accuracy."""
-    from seqkit import metrics
-    from seqkit.tasks import ner
-
-    result = ner.evaluate(model_dir, data_path, _columns(kwargs), batch_size)
-    if as_json:
-        echo_json(result)
-    else:
-        click.echo(metrics.format_entities(result))
+add_evaluate(
+    group, "ner", data_options=[column_options], source=_source, show=_show,
+    help="Score MODEL_DIR on tagged DATA: entity precision/recall/F1 (micro and per type, "
+         "conlleval-compatible) and token accuracy.")
 
 
 @group.command("predict")
@@ -94,12 +88,15 @@ def predict_command(model_dir, input_path, input_format, fmt, batch_size, **kwar
     after each sentence. Written as it goes."""
     import sys
 
+    from seqkit import lifecycle
     from seqkit.io import RecordWriter
-    from seqkit.tasks import ner
 
-    predictor = ner.Predictor(model_dir, batch_size)
+    predictor = task_module("ner").Predictor(model_dir, batch_size)
+    read = _columns(kwargs)
+    read.pop("tag_column", None)  # predict input's tags, if any, are not read
     writer = RecordWriter(sys.stdout, "jsonl", ["text", "entities"])
-    for records in predictor.stream(input_path, input_format, _columns(kwargs)):
+    for records in lifecycle.stream(predictor, input_path,
+                                    read={"input_format": input_format, **read}):
         for r in records:
             if fmt == "jsonl":
                 writer.write({"text": r["text"], "entities": r["entities"]})

@@ -12,25 +12,21 @@ English word-level files and Chinese character-level files work unchanged.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
-import keras
 import numpy as np
-from keras import ops
 
-from seqkit import artifacts, config as configlib, corpora, io, metrics, schemes, text
-from seqkit.backbones import BackboneSpec, CharPool, apply_backbone
-from seqkit.crf import CRF
-from seqkit.errors import ConfigError, DataError
+from seqkit import (artifacts, choices, config as configlib, corpora, io, metrics, schemes,
+                    tagging, text)
 from seqkit.batching import Batches, predict_padded
-from seqkit.training import ScoreCallback, TrainSpec, fit, make_optimizer, set_seed
+from seqkit.errors import ConfigError, DataError
 
-TASK = NAME = "ner"
-CHAR_FEATURES = ("auto", "cnn", "none")
-SWITCH = ("auto", "on", "off")
-TOKENIZERS = ("auto", *text.TOKENIZERS)
+if TYPE_CHECKING:
+    from seqkit.lifecycle import Plan
+
+NAME = "ner"
+SUMMARY = "sequence tagging (named entities), many-to-many aligned"
 log = logging.getLogger("seqkit")
 
 
@@ -76,64 +72,85 @@ class Config(configlib.Recipe):
         if self.model_scheme != "same":
             configlib.check_choice("model_scheme", schemes.canonical(self.model_scheme),
                                    schemes.SCHEMES)
-        configlib.check_choice("tokenizer", self.tokenizer, TOKENIZERS)
-        configlib.check_choice("char_features", self.char_features, CHAR_FEATURES)
-        configlib.check_choice("bigrams", self.bigrams, SWITCH)
-        configlib.check_choice("case_features", self.case_features, SWITCH)
+        configlib.check_choice("tokenizer", self.tokenizer, choices.NER_TOKENIZERS)
+        configlib.check_choice("char_features", self.char_features, choices.CHAR_FEATURES)
+        configlib.check_choice("bigrams", self.bigrams, choices.SWITCH)
+        configlib.check_choice("case_features", self.case_features, choices.SWITCH)
         configlib.check_range("char_dropout", self.char_dropout, 0.0, 0.9)
         configlib.check_range("valid_fraction", self.valid_fraction, 0.01, 0.5)
         configlib.check_range("unk_replace", self.unk_replace, 0.0, 1.0)
         configlib.check_range("max_minutes", self.max_minutes, 0.0)
-        for name in ("embedding_dim", "case_embedding_dim", "char_embedding_dim", "char_filters", "char_width",
-                     "max_word_length", "bigram_embedding_dim", "bigram_min_count"):
+        for name in ("embedding_dim", "case_embedding_dim", "char_embedding_dim",
+                     "char_filters", "char_width", "max_word_length", "bigram_embedding_dim",
+                     "bigram_min_count"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         super().validate()
 
 
-# 2. Preprocessor ---------------------------------------------------------------------------
-_DIGIT = re.compile(r"\d")
+# 2. Data -----------------------------------------------------------------------------------
+@dataclass
+class Source:
+    """A CoNLL column file: its path and which columns hold the token and the tag."""
+    path: str
+    token_column: int = 1
+    tag_column: int = -1
+    encoding: str | None = None
 
 
-def word_key(token: str, lowercase: bool) -> str:
-    """The vocabulary entry of a token: NFKC, lowercased (if set), every digit 0."""
-    token = text.normalize(token)
-    return _DIGIT.sub("0", token.lower() if lowercase else token)
+@dataclass
+class Tagged:
+    sentences: list[corpora.Sentence]
+    scheme: str  # the tag scheme, checked on every tag
+    path: str
 
 
-# Word shapes: what lowercasing the word ids hides (0 is padding).
-SHAPES = ("<pad>", "lower", "Capitalised", "UPPER", "mIxed", "digits", "has digit", "other")
+def read(source: Source, config: Config, reference=None) -> Tagged:
+    """Tagged sentences; the scheme is the training data's (resolved from its tags, or the
+    config's), else the reference's (the training data, or a trained model's Preprocessor)."""
+    sentences = corpora.read_conll(source.path, source.token_column, source.tag_column,
+                                   source.encoding)
+    scheme = reference.scheme if reference is not None else resolve_scheme(config, sentences)
+    check_tags(sentences, scheme, source.path)
+    return Tagged(sentences, scheme, source.path)
 
 
-def word_shape(token: str) -> int:
-    """The index in SHAPES of a token's casing class."""
-    if token.isdigit():
-        return 5
-    if any(ch.isdigit() for ch in token):
-        return 6
-    letters = [ch for ch in token if ch.isalpha()]
-    if not letters:
-        return 7
-    if all(ch.islower() for ch in letters):
-        return 1
-    if all(ch.isupper() for ch in letters):
-        return 3
-    if letters[0].isupper() and all(ch.islower() for ch in letters[1:]):
-        return 2
-    return 4
+def resolve_scheme(config: Config, sentences: Sequence[corpora.Sentence]) -> str:
+    if config.scheme != "auto":
+        return schemes.canonical(config.scheme)
+    scheme = schemes.detect(s.tags for s in sentences)
+    log.info("tag scheme detected: %s", scheme.upper())
+    return scheme
 
 
-def is_char_level(token_lists: Iterable[Sequence[str]]) -> bool:
-    """Whether tokens are single characters (Chinese corpora), judged on 90% of them."""
-    lengths = [len(tok) for toks in token_lists for tok in toks]
-    return bool(lengths) and sum(n == 1 for n in lengths) >= 0.9 * len(lengths)
+def check_tags(sentences: Sequence[corpora.Sentence], scheme: str, path: str) -> None:
+    """Every tag must belong to the scheme; the first that does not is a FILE:LINE error."""
+    for sentence in sentences:
+        for tag, line in zip(sentence.tags, sentence.lines):
+            problem = schemes.check(tag, scheme)
+            if problem:
+                raise DataError(problem, path=path, line=line)
 
 
+def split(data: Tagged, config: Config) -> tuple[Tagged, Tagged]:
+    """A random hold-out of sentences."""
+    from sklearn.model_selection import train_test_split
+
+    train, valid = train_test_split(data.sentences, test_size=config.valid_fraction,
+                                    random_state=config.seed)
+    log.info("no --valid given: holding out %s of %s sentences", f"{len(valid):,}",
+             f"{len(train) + len(valid):,}")
+    return Tagged(train, data.scheme, data.path), Tagged(valid, data.scheme, data.path)
+
+
+# 3. Preprocessor ---------------------------------------------------------------------------
 class Preprocessor:
     """Tokens -> word ids (+ character ids), tags <-> tag ids. Pure Python; saved as JSON.
 
     `scheme` is the data's; the model may learn the same entities in another scheme
-    (`model_scheme`, whose tags `tags` are), converted on the way in and out."""
+    (`model_scheme`, whose tags `tags` are), converted on the way in and out. `vectors`
+    (words, matrix), the pretrained vectors read by `fit`, are held until `prepare` lays
+    them into the embedding layer; they are not saved."""
 
     def __init__(self, scheme: str, tags: Sequence[str], vocab: text.Vocabulary,
                  chars: text.Vocabulary | None, tokenizer: str, lowercase: bool,
@@ -145,15 +162,22 @@ class Preprocessor:
         self.vocab, self.chars, self.bigrams, self.shapes = vocab, chars, bigrams, shapes
         self.tokenizer, self.lowercase, self.max_word_length = tokenizer, lowercase, \
             max_word_length
+        self.vectors: tuple[list[str], np.ndarray] | None = None
 
     def word_key(self, token: str) -> str:
-        return word_key(token, self.lowercase)
+        return tagging.word_key(token, self.lowercase)
 
     @classmethod
-    def fit(cls, sentences: Sequence[corpora.Sentence], scheme: str, config: Config,
-            extra_words: Sequence[str] = ()) -> "Preprocessor":
-        token_lists = [s.tokens for s in sentences]
-        char_level = is_char_level(token_lists)
+    def fit(cls, data: Tagged, config: Config) -> "Preprocessor":
+        """Fit on the training sentences; pretrained vectors (`embeddings`) set
+        config.embedding_dim and add their words to the vocabulary."""
+        scheme, token_lists = data.scheme, [s.tokens for s in data.sentences]
+        vectors = None
+        if config.embeddings:
+            vectors = tagging.pretrained_vectors(config.embeddings, token_lists,
+                                                 config.lowercase, config.max_vocab)
+            config.embedding_dim = int(vectors[1].shape[1])
+        char_level = tagging.is_char_level(token_lists)
         tokenizer = config.tokenizer
         if tokenizer == "auto":
             tokenizer = "char" if char_level else "auto"
@@ -161,17 +185,17 @@ class Preprocessor:
                                                        and not char_level)
         model_scheme = (scheme if config.model_scheme == "same"
                         else schemes.canonical(config.model_scheme))
-        pre = cls(scheme, schemes.tag_set(schemes.entity_types(s.tags for s in sentences),
+        pre = cls(scheme, schemes.tag_set(schemes.entity_types(s.tags for s in data.sentences),
                                           model_scheme),
                   text.Vocabulary([text.Vocabulary.PAD, text.Vocabulary.UNK]), None, tokenizer,
                   config.lowercase, config.max_word_length, model_scheme=model_scheme)
         keys = [[pre.word_key(t) for t in toks] for toks in token_lists]
         vocab = text.Vocabulary.build(keys, config.min_count, config.max_vocab)
-        if extra_words:  # pretrained words not seen in training, up to max_vocab
+        if vectors:  # pretrained words not seen in training, up to max_vocab
             room = max(0, config.max_vocab - len(vocab))
-            new = [w for w in dict.fromkeys(extra_words) if w not in vocab][:room]
+            new = [w for w in dict.fromkeys(vectors[0]) if w not in vocab][:room]
             vocab = text.Vocabulary(vocab.tokens + new)
-        pre.vocab = vocab
+        pre.vocab, pre.vectors = vocab, vectors
         if use_chars:
             pre.chars = text.Vocabulary.build(
                 [list(text.normalize(t)) for toks in token_lists for t in toks])
@@ -203,7 +227,7 @@ class Preprocessor:
         if self.bigrams is not None:
             out["bigrams"] = [self.bigrams.encode(self.bigram_keys(toks)) for toks in token_lists]
         if self.shapes:
-            out["shapes"] = [[word_shape(t) for t in toks] for toks in token_lists]
+            out["shapes"] = [[tagging.word_shape(t) for t in toks] for toks in token_lists]
         return out
 
     def encode_tags(self, tag_lists: Iterable[Sequence[str]]) -> list[list[int]]:
@@ -218,9 +242,9 @@ class Preprocessor:
         return schemes.convert([self.tags[i] for i in ids], self.model_scheme, self.scheme)
 
     def to_json(self) -> dict:
-        return {"scheme": self.scheme, "model_scheme": self.model_scheme, "tags": self.tags, "tokenizer": self.tokenizer,
-                "lowercase": self.lowercase, "max_word_length": self.max_word_length,
-                "vocab": self.vocab.to_json(),
+        return {"scheme": self.scheme, "model_scheme": self.model_scheme, "tags": self.tags,
+                "tokenizer": self.tokenizer, "lowercase": self.lowercase,
+                "max_word_length": self.max_word_length, "vocab": self.vocab.to_json(),
                 "chars": self.chars.to_json() if self.chars is not None else None,
                 "bigrams": self.bigrams.to_json() if self.bigrams is not None else None,
                 "shapes": self.shapes}
@@ -234,191 +258,36 @@ class Preprocessor:
                    bigrams, data.get("shapes", False), data.get("model_scheme"))
 
 
-def check_tags(sentences: Sequence[corpora.Sentence], scheme: str, path: str) -> None:
-    """Every tag must belong to the scheme; the first that does not is a FILE:LINE error."""
-    for sentence in sentences:
-        for tag, line in zip(sentence.tags, sentence.lines):
-            problem = schemes.check(tag, scheme)
-            if problem:
-                raise DataError(problem, path=path, line=line)
+# 4. Model (the network is seqkit.tagging's) ----------------------------------------------
+def prepare(config: Config, pre: Preprocessor, train: Tagged, valid: Tagged,
+            resume: bool) -> Plan:
+    """The training model (the CRF takes the gold tags), early stopping on validation
+    entity F1, and the inference model as what is saved."""
+    from seqkit.lifecycle import Plan
+    from seqkit.training import ScoreCallback, TrainSpec, make_optimizer
+
+    model = tagging.build_model(config, pre)
+    if pre.vectors is not None and not resume:
+        model.get_layer("embedding").set_weights([tagging.embedding_matrix(
+            pre.vocab, pre.lowercase, *pre.vectors, seed=config.seed)])
+    pre.vectors = None  # laid into the weights; not needed any more
+    trainee = tagging.training_model(model)
+    trainee.compile(optimizer=make_optimizer(TrainSpec.from_config(config)),
+                    loss=None if tagging.has_crf(trainee) else "sparse_categorical_crossentropy")
+    train_batches = _batches(pre, train.sentences, config, shuffle=True,
+                             singletons=_singletons(pre, train.sentences))
+    valid_batches = _batches(pre, valid.sentences, config, shuffle=False)
+    views: dict = {}  # one inference model per trained model: its predict graphs persist
+
+    def valid_f1(trained):
+        view = views.setdefault(id(trained), tagging.inference_model(trained))
+        return score(view, config, pre, valid)["f1"]
+
+    return Plan(trainee, train_batches, valid_batches, monitor="val_f1", mode="max",
+                callbacks=[ScoreCallback("f1", valid_f1)], finish=tagging.inference_model)
 
 
-def resolve_scheme(config: Config, sentences: Sequence[corpora.Sentence]) -> str:
-    if config.scheme != "auto":
-        return schemes.canonical(config.scheme)
-    scheme = schemes.detect(s.tags for s in sentences)
-    log.info("tag scheme detected: %s", scheme.upper())
-    return scheme
-
-
-def pretrained_vectors(path: str, token_lists: Sequence[Sequence[str]], config: Config):
-    """(words, matrix) of a vectors file; the first max_vocab words, plus any word in
-    the training data."""
-    seen = {word_key(t, config.lowercase) for toks in token_lists for t in toks}
-    count = {"n": 0}
-
-    def keep(word: str) -> bool:
-        count["n"] += 1
-        return count["n"] <= config.max_vocab or word in seen
-
-    words, matrix = corpora.read_vectors(path, keep=keep)
-    log.info("pretrained vectors: %s words of dimension %d from %s", f"{len(words):,}",
-             matrix.shape[1], path)
-    return words, matrix
-
-
-def embedding_matrix(pre: Preprocessor, words: Sequence[str], matrix: np.ndarray,
-                     seed: int) -> np.ndarray:
-    """Vocabulary-sized weights: pretrained rows where the word has one, small random
-    rows elsewhere, zeros for padding."""
-    rng = np.random.default_rng(seed)
-    scale = float(matrix.std()) if matrix.size else 0.1
-    out = rng.normal(0.0, scale, (len(pre.vocab), matrix.shape[1])).astype(np.float32)
-    out[pre.vocab.pad_id] = 0.0
-    rows = {w: i for i, w in enumerate(words)}
-    found = 0
-    for i, key in enumerate(pre.vocab.tokens):
-        j = rows.get(key)
-        if j is None and pre.lowercase is False:
-            j = rows.get(key.lower())
-        if j is not None:
-            out[i] = matrix[j]
-            found += 1
-    log.info("pretrained vectors cover %s of %s vocabulary words", f"{found:,}",
-             f"{len(pre.vocab):,}")
-    return out
-
-
-# 3. Model ----------------------------------------------------------------------------------
-def build_network(config: Config, pre: Preprocessor):
-    """The shared graph: (inputs dict, emissions (batch, time, tags))."""
-    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")  # (batch, time)
-    inputs = {"tokens": tokens}
-    x = keras.layers.Embedding(len(pre.vocab), config.embedding_dim, mask_zero=True,
-                               name="embedding")(tokens)  # (batch, time, dim)
-    if pre.chars is not None:
-        chars = keras.Input(shape=(None, None), dtype="int32", name="chars")  # (b, t, c)
-        inputs["chars"] = chars
-        c = keras.layers.Embedding(len(pre.chars), config.char_embedding_dim,
-                                   name="char_embedding")(chars)  # (b, t, c, cdim)
-        if config.char_dropout > 0:
-            c = keras.layers.Dropout(config.char_dropout, name="char_dropout")(c)
-        c = keras.layers.Conv2D(config.char_filters, (1, config.char_width), padding="same",
-                                activation="tanh", name="char_cnn")(c)  # (b, t, c, filters)
-        c = CharPool(name="char_pool")([c, chars])  # (batch, time, filters)
-        x = keras.layers.Concatenate(name="word_features")([x, c])
-    if pre.bigrams is not None:
-        bigrams = keras.Input(shape=(None,), dtype="int32", name="bigrams")  # (batch, time)
-        inputs["bigrams"] = bigrams
-        b = keras.layers.Embedding(len(pre.bigrams), config.bigram_embedding_dim,
-                                   name="bigram_embedding")(bigrams)  # (batch, time, bdim)
-        x = keras.layers.Concatenate(name="token_features")([x, b])
-    if pre.shapes:
-        shapes = keras.Input(shape=(None,), dtype="int32", name="shapes")  # (batch, time)
-        inputs["shapes"] = shapes
-        s = keras.layers.Embedding(len(SHAPES), config.case_embedding_dim,
-                                   name="shape_embedding")(shapes)  # (batch, time, sdim)
-        x = keras.layers.Concatenate(name="shape_features")([x, s])
-    if config.dropout > 0:
-        x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
-    x, _ = apply_backbone(x, BackboneSpec.from_config(config), return_sequences=True)
-    emissions = keras.layers.Dense(len(pre.tags), name="emissions")(x)  # (b, t, tags)
-    return inputs, emissions
-
-
-def build_model(config: Config, pre: Preprocessor) -> keras.Model:
-    """The inference model: per-token tag scores (batch, time, tags); argmax gives the tag
-    (softmax probabilities, or the CRF's Viterbi path one-hot)."""
-    inputs, emissions = build_network(config, pre)
-    if config.crf:
-        out = CRF(name="crf")(emissions, mask=_real_tokens(inputs["tokens"]))
-    else:
-        out = keras.layers.Activation("softmax", name="tag_probs")(emissions)
-    return keras.Model(inputs, out, name="ner")
-
-
-def training_model(model: keras.Model) -> keras.Model:
-    """What `fit` trains. A CRF model also takes the gold tags (the CRF adds its NLL as the
-    loss); otherwise the inference model itself, with a masked cross-entropy."""
-    if not _has_crf(model):
-        return model
-    inputs = {name: model.get_layer(name).output for name in _input_names(model)}
-    tags = keras.Input(shape=(None,), dtype="int32", name="tags")
-    emissions = model.get_layer("emissions").output
-    out = model.get_layer("crf")(emissions, tags=tags, mask=_real_tokens(inputs["tokens"]))
-    return keras.Model({**inputs, "tags": tags}, out, name="ner_training")
-
-
-def inference_model(trained: keras.Model) -> keras.Model:
-    """The inference model rebuilt from a training model's named layers (shared weights)."""
-    if not _has_crf(trained) or "tags" not in _input_names(trained):
-        return trained
-    inputs = {name: trained.get_layer(name).output for name in _input_names(trained)
-              if name != "tags"}
-    out = trained.get_layer("crf")(trained.get_layer("emissions").output,
-                                   mask=_real_tokens(inputs["tokens"]))
-    return keras.Model(inputs, out, name="ner")
-
-
-def _real_tokens(tokens):
-    """The gold padding mask: True where a token id is not padding (0)."""
-    return ops.not_equal(tokens, 0)
-
-
-def _has_crf(model: keras.Model) -> bool:
-    return any(layer.name == "crf" for layer in model.layers)
-
-
-def _input_names(model: keras.Model) -> list[str]:
-    return [t.name for t in model.inputs]
-
-
-def compile_model(model: keras.Model, config: Config) -> None:
-    loss = None if _has_crf(model) else "sparse_categorical_crossentropy"
-    model.compile(optimizer=make_optimizer(TrainSpec.from_config(config)), loss=loss)
-
-
-# 4. Decode ---------------------------------------------------------------------------------
-def decode(line: str, spans: Sequence[tuple[int, int]], tags: Sequence[str], scheme: str
-           ) -> list[dict]:
-    """Entities with character offsets into `line`, so line[start:end] == text."""
-    out = []
-    for kind, first, last in schemes.entities(tags, scheme):
-        start, end = spans[first][0], spans[last - 1][1]
-        out.append({"text": line[start:end], "type": kind, "start": start, "end": end})
-    return out
-
-
-def predict_tags(model: keras.Model, pre: Preprocessor, token_lists: Sequence[Sequence[str]],
-                 batch_size: int = 256) -> list[list[str]]:
-    """One tag per token; an empty token list gets an empty tag list."""
-    filled = [i for i, toks in enumerate(token_lists) if toks]
-    out: list[list[str]] = [[] for _ in token_lists]
-    if filled:
-        inputs = pre.inputs([token_lists[i] for i in filled])
-        for i, scores in zip(filled, predict_padded(model, inputs, batch_size)):
-            out[i] = pre.decode_tags(np.argmax(scores, axis=-1))
-    return out
-
-
-# Library functions ---------------------------------------------------------------------------
-@dataclass
-class Columns:
-    token_column: int = 1
-    tag_column: int = -1
-    encoding: str | None = None
-
-
-def read_tagged(path: str, columns: Columns = Columns()) -> list[corpora.Sentence]:
-    return corpora.read_conll(path, columns.token_column, columns.tag_column, columns.encoding)
-
-
-def score(model, pre: Preprocessor, sentences: Sequence[corpora.Sentence], batch_size: int) -> dict:
-    predicted = predict_tags(model, pre, [s.tokens for s in sentences], batch_size)
-    return metrics.entity_scores([s.tags for s in sentences], predicted, pre.scheme)
-
-
-def _batches(pre: Preprocessor, sentences, config: Config, crf: bool, shuffle: bool,
+def _batches(pre: Preprocessor, sentences, config: Config, shuffle: bool,
              singletons: np.ndarray | None = None) -> Batches:
     columns = pre.inputs([s.tokens for s in sentences])
     columns["tags"] = pre.encode_tags(s.tags for s in sentences)
@@ -431,7 +300,7 @@ def _batches(pre: Preprocessor, sentences, config: Config, crf: bool, shuffle: b
             # <unk> vector (and the character features) learn to tag unseen words.
             drop = singletons[x["tokens"]] & (rng.random(x["tokens"].shape) < config.unk_replace)
             x["tokens"] = np.where(drop, text.Vocabulary.unk_id, x["tokens"]).astype(np.int32)
-        if crf:
+        if config.crf:
             return ({**x, "tags": b["tags"]},)
         return x, b["tags"], (b["tokens"] > 0).astype(np.float32)  # padding weighs 0
 
@@ -445,123 +314,85 @@ def _singletons(pre: Preprocessor, sentences) -> np.ndarray:
     return counts == 1
 
 
-def train(train_path: str, out_dir: str, config: Config, *, valid_path: str | None = None,
-          columns: Columns = Columns(), force: bool = False, resume: bool = False) -> dict:
-    """Train a tagger and write MODEL_DIR; returns the validation scores."""
-    work, config = artifacts.begin(out_dir, TASK, config, force=force, resume=resume)
-    set_seed(config.seed)
-    sentences = read_tagged(train_path, columns)
-    scheme = resolve_scheme(config, sentences)
-    check_tags(sentences, scheme, train_path)
-    if valid_path:
-        valid = read_tagged(valid_path, columns)
-        check_tags(valid, scheme, valid_path)
-    else:
-        from sklearn.model_selection import train_test_split
-
-        sentences, valid = train_test_split(sentences, test_size=config.valid_fraction,
-                                            random_state=config.seed)
-        log.info("no --valid given: holding out %s of %s sentences", f"{len(valid):,}",
-                 f"{len(sentences) + len(valid):,}")
-    vectors = None
-    if config.embeddings and not resume:
-        vectors = pretrained_vectors(config.embeddings, [s.tokens for s in sentences], config)
-        config.embedding_dim = int(vectors[1].shape[1])
-    pre = artifacts.setup_preprocessor(
-        work, task=TASK, config=config, resume=resume,
-        fit=lambda: Preprocessor.fit(sentences, scheme, config,
-                                     vectors[0] if vectors else ()),
-        from_json=Preprocessor.from_json)
-    model = build_model(config, pre)
-    if vectors is not None:
-        model.get_layer("embedding").set_weights(
-            [embedding_matrix(pre, *vectors, seed=config.seed)])
-    trainee = training_model(model)
-    compile_model(trainee, config)
-    train_batches = _batches(pre, sentences, config, config.crf, shuffle=True,
-                             singletons=_singletons(pre, sentences))
-    valid_batches = _batches(pre, valid, config, config.crf, shuffle=False)
-    views: dict = {}  # one inference model per trained model: its predict graphs persist
-
-    def valid_f1(trained):
-        view = views.setdefault(id(trained), inference_model(trained))
-        return score(view, pre, valid, config.batch_size * 8)["f1"]
-
-    f1 = ScoreCallback("f1", valid_f1)
-    trainee, summary = fit(trainee, train_batches, valid_batches, TrainSpec.from_config(config),
-                           work, monitor="val_f1", mode="max", resume=resume,
-                           callbacks=[f1])
-    model = inference_model(trainee)
-    scores = score(model, pre, valid, config.batch_size * 8)
-    log.info("validation entity F1 %.4f (precision %.4f, recall %.4f)", scores["f1"],
-             scores["precision"], scores["recall"])
-    result = {"validation": scores, "training": summary}
-    artifacts.complete(work, out_dir, task=TASK, model=model, preprocessor=pre.to_json(),
-                       config=config, metrics=result)
-    return result
+# 5. Decode and score -----------------------------------------------------------------------
+def decode(line: str, spans: Sequence[tuple[int, int]], tags: Sequence[str], scheme: str
+           ) -> list[dict]:
+    """Entities with character offsets into `line`, so line[start:end] == text."""
+    out = []
+    for kind, first, last in schemes.entities(tags, scheme):
+        start, end = spans[first][0], spans[last - 1][1]
+        out.append({"text": line[start:end], "type": kind, "start": start, "end": end})
+    return out
 
 
+def predict_tags(model, pre: Preprocessor, token_lists: Sequence[Sequence[str]],
+                 batch_size: int = 256) -> list[list[str]]:
+    """One tag per token; an empty token list gets an empty tag list."""
+    filled = [i for i, toks in enumerate(token_lists) if toks]
+    out: list[list[str]] = [[] for _ in token_lists]
+    if filled:
+        inputs = pre.inputs([token_lists[i] for i in filled])
+        for i, scores in zip(filled, predict_padded(model, inputs, batch_size)):
+            out[i] = pre.decode_tags(np.argmax(scores, axis=-1))
+    return out
+
+
+def score(model, config: Config, pre: Preprocessor, data: Tagged,
+          batch_size: int | None = None) -> dict:
+    """Entity precision, recall and F1 (micro and per type, conlleval-compatible) and token
+    accuracy, in the data's scheme."""
+    predicted = predict_tags(model, pre, [s.tokens for s in data.sentences],
+                             batch_size or config.batch_size * 8)
+    return metrics.entity_scores([s.tags for s in data.sentences], predicted, pre.scheme)
+
+
+def describe(scores: dict) -> str:
+    return (f"entity F1 {scores['f1']:.4f} (precision {scores['precision']:.4f}, "
+            f"recall {scores['recall']:.4f})")
+
+
+# 6. Predict ----------------------------------------------------------------------------------
 class Predictor(artifacts.Handle):
     """A loaded tagger that tags raw text lines or pre-tokenised sentences in batches."""
 
-    def __init__(self, model_dir: str, batch_size: int = 256):
-        super().__init__(model_dir, TASK, Config, Preprocessor, batch_size)
+    def __init__(self, model_dir: str, batch_size: int | None = None):
+        super().__init__(model_dir, NAME, Config, Preprocessor, batch_size or 256)
 
-    def tag(self, token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
-        return predict_tags(self.model, self.pre, token_lists, self.batch_size)
-
-    def predict(self, lines: Sequence[str]) -> list[dict]:
-        """Raw text, one sentence per line, tokenised as at training."""
-        spans = [text.tokenize_spans(line, self.pre.tokenizer) for line in lines]
-        return self._records(lines, spans)
-
-    def predict_tokens(self, token_lists: Sequence[Sequence[str]]) -> list[dict]:
-        """Pre-tokenised sentences; offsets refer to the tokens joined by single spaces."""
+    def predict(self, items: Sequence[str | Sequence[str]]) -> list[dict]:
+        """One record per item: a raw text line is tokenised as at training; a token list
+        (pre-tokenised) gets offsets into its tokens joined by single spaces."""
         lines, spans = [], []
-        for tokens in token_lists:
-            offsets, at = [], 0
-            for tok in tokens:
-                offsets.append((tok, at, at + len(tok)))
-                at += len(tok) + 1
-            lines.append(" ".join(tokens))
-            spans.append(offsets)
-        return self._records(lines, spans)
-
-    def _records(self, lines, spans) -> list[dict]:
-        tags = self.tag([[tok for tok, _, _ in s] for s in spans])
+        for item in items:
+            if isinstance(item, str):
+                lines.append(item)
+                spans.append(text.tokenize_spans(item, self.pre.tokenizer))
+            else:
+                offsets, at = [], 0
+                for tok in item:
+                    offsets.append((tok, at, at + len(tok)))
+                    at += len(tok) + 1
+                lines.append(" ".join(item))
+                spans.append(offsets)
+        tags = predict_tags(self.model, self.pre, [[tok for tok, _, _ in s] for s in spans],
+                            self.batch_size)
         return [{"text": line, "tokens": [tok for tok, _, _ in s], "tags": t,
                  "entities": decode(line, [(a, b) for _, a, b in s], t, self.pre.scheme)}
                 for line, s, t in zip(lines, spans, tags)]
 
-    def stream(self, input_path: str = "-", input_format: str = "text",
-               columns: Columns = Columns(), chunk_size: int = 1024):
-        """Read INPUT in chunks and yield each chunk's records as soon as they are ready."""
-        if input_format == "conll":
-            chunk: list[list[str]] = []
-            for sentence in corpora.iter_conll(input_path, columns.token_column, None,
-                                          columns.encoding):
-                chunk.append(sentence.tokens)
-                if len(chunk) >= chunk_size:
-                    yield self.predict_tokens(chunk)
-                    chunk = []
-            if chunk:
-                yield self.predict_tokens(chunk)
+    def chunks(self, input_path: str = "-", chunk_size: int | None = None,
+               input_format: str = "text", token_column: int = 1,
+               encoding: str | None = None) -> Iterator[list]:
+        """Lines of text (input_format text), or the token lists of a CoNLL file's
+        sentences (conll; its tags, if any, are not read)."""
+        chunk_size = chunk_size or 1024
+        if input_format != "conll":
+            yield from io.iter_texts(input_path, encoding=encoding, chunk_size=chunk_size)
             return
-        for lines in io.iter_texts(input_path, encoding=columns.encoding,
-                                   chunk_size=chunk_size):
-            yield self.predict(lines)
-
-
-def evaluate(model_dir: str, data_path: str, columns: Columns = Columns(),
-             batch_size: int = 256) -> dict:
-    predictor = Predictor(model_dir, batch_size)
-    sentences = read_tagged(data_path, columns)
-    check_tags(sentences, predictor.pre.scheme, data_path)
-    return score(predictor.model, predictor.pre, sentences, batch_size)
-
-
-def predict(model_dir: str, input_path: str = "-", input_format: str = "text",
-            columns: Columns = Columns(), batch_size: int = 256, chunk_size: int = 1024):
-    """Yield lists of output records, one list per chunk of input."""
-    return Predictor(model_dir, batch_size).stream(input_path, input_format, columns,
-                                                   chunk_size)
+        chunk: list[list[str]] = []
+        for sentence in corpora.iter_conll(input_path, token_column, None, encoding):
+            chunk.append(sentence.tokens)
+            if len(chunk) >= chunk_size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
