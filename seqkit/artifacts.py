@@ -19,7 +19,7 @@ import shutil
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -95,24 +95,6 @@ def read_json(path: Path) -> dict:
 def read_config(directory: Path, task: str, config_cls):
     path = Path(directory) / CONFIG_FILE
     return configlib.from_dict(config_cls, configlib.read_recipe(path, task), str(path))
-
-
-def begin(out_dir: str | Path, task: str, config, *, force: bool = False,
-          resume: bool = False) -> tuple[Path, Any]:
-    """Start (or resume) a training run: the working directory and the config to use."""
-    work = start_run(out_dir, force=force, resume=resume)
-    return work, (resume_config(work, task, config) if resume else config)
-
-
-def setup_preprocessor(work_dir: Path, *, task: str, config, resume: bool,
-                       fit: Callable[[], Any], from_json: Callable[[dict], Any]):
-    """A new run fits the preprocessor and writes it (and the config) before training;
-    a resumed run reads back the one it wrote."""
-    if resume:
-        return from_json(read_json(Path(work_dir) / PREPROCESSOR_FILE))
-    pre = fit()
-    save_setup(work_dir, task=task, preprocessor=pre.to_json(), config=config)
-    return pre
 
 
 def complete(work_dir: Path, out_dir: str | Path, *, task: str, model, preprocessor: dict,

@@ -25,20 +25,22 @@ def _sentiment_predict(model_dir, inputs):
 
 
 def _ner_train(data_dir, out_dir):
-    from seqkit import config as configlib
+    from seqkit import config as configlib, lifecycle
     from seqkit.tasks import ner
 
     cfg = configlib.resolve(ner.Config, None, {"epochs": 1, "units": 8, "embedding_dim": 8,
                                                 "char_filters": 8, "seed": 3})
-    ner.train(str(data_dir / "ner_en.conll"), str(out_dir), cfg)
+    lifecycle.train(ner, ner.Source(str(data_dir / "ner_en.conll")), str(out_dir), cfg)
 
 
 def _ner_predict(model_dir, inputs):
     from seqkit.tasks import ner
 
     return ner.Predictor(str(model_dir)).predict(inputs)
+
+
 def _translation_train(data_dir, out_dir):
-    from seqkit import config as configlib
+    from seqkit import config as configlib, lifecycle
     from seqkit.tasks import translation
 
     pairs = data_dir / "pairs.tsv"
@@ -48,7 +50,7 @@ def _translation_train(data_dir, out_dir):
         encoding="utf-8")
     cfg = configlib.resolve(translation.Config, None, {"epochs": 1, "units": 8,
                                                         "embedding_dim": 8, "seed": 3})
-    translation.train(translation.PairSource(str(pairs)), str(out_dir), cfg)
+    lifecycle.train(translation, translation.Source(str(pairs)), str(out_dir), cfg)
 
 
 def _translation_predict(model_dir, inputs):
@@ -56,7 +58,7 @@ def _translation_predict(model_dir, inputs):
 
     return translation.Predictor(str(model_dir)).predict(inputs, beam_size=3, n_best=2)
 def _lm_train(data_dir, out_dir):
-    from seqkit import config as configlib
+    from seqkit import config as configlib, lifecycle
     from seqkit.tasks import lm
 
     path = data_dir / "lm_en.txt"
@@ -65,7 +67,7 @@ def _lm_train(data_dir, out_dir):
                                 for b in ("sleeps", "runs home", "reads a book")) * 6)
     cfg = configlib.resolve(lm.Config, None, {"epochs": 1, "units": 8, "embedding_dim": 8,
                                                "sequence_length": 10, "seed": 3})
-    lm.train(str(path), str(out_dir), cfg)
+    lifecycle.train(lm, lm.Source(str(path)), str(out_dir), cfg)
 
 
 def _lm_predict(model_dir, inputs):
@@ -73,10 +75,10 @@ def _lm_predict(model_dir, inputs):
 
     from seqkit.tasks import lm
 
-    model = lm.LanguageModel(str(model_dir))
-    return [{**record, "continued": "".join(model.generate(line, 8,
-                                                           rng=np.random.default_rng(7)))}
-            for line, record in zip(inputs, model.score(inputs))]
+    predictor = lm.Predictor(str(model_dir))
+    return [{**record, "continued": "".join(predictor.generate(line, 8,
+                                                               rng=np.random.default_rng(7)))}
+            for line, record in zip(inputs, predictor.predict(inputs))]
 
 
 _caption_images = {}
@@ -85,7 +87,7 @@ _caption_images = {}
 def _caption_train(data_dir, out_dir):
     from test_caption import make_set, write_rows
 
-    from seqkit import config as configlib
+    from seqkit import config as configlib, lifecycle
     from seqkit.tasks import caption
 
     folder = data_dir / "caption"
@@ -94,7 +96,8 @@ def _caption_train(data_dir, out_dir):
     cfg = configlib.resolve(caption.Config, None, {
         "epochs": 1, "image_size": 16, "cnn_blocks": 2, "cnn_filters": 4, "units": 8,
         "embedding_dim": 8, "attention": "luong", "seed": 3})
-    caption.train(caption.CaptionSource(str(table), _caption_images["dir"]), str(out_dir), cfg)
+    lifecycle.train(caption, caption.Source(str(table), images_dir=_caption_images["dir"]),
+                    str(out_dir), cfg)
 
 
 def _caption_predict(model_dir, inputs):
@@ -114,6 +117,24 @@ CASES = [
     TaskCase("caption", _caption_train, _caption_predict, ["img1_0.png", "", "img1_3.png"]),
     TaskCase("lm", _lm_train, _lm_predict, ["the cat sleeps .", "", "unseen words only"]),
 ]
+
+
+CONTRACT = ("NAME", "Config", "Source", "read", "split", "Preprocessor", "prepare",
+            "score", "describe", "Predictor")
+
+
+def test_every_task_has_the_contract_and_a_case():
+    import importlib
+
+    from seqkit.cli import TASKS
+
+    assert [case.name for case in CASES] == list(TASKS)
+    for name in TASKS:
+        module = importlib.import_module(f"seqkit.tasks.{name}")
+        assert [part for part in CONTRACT if not hasattr(module, part)] == [], name
+        assert module.NAME == name
+        for method in ("predict", "chunks"):
+            assert callable(getattr(module.Predictor, method, None)), (name, method)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from seqkit.lifecycle import Plan
 
 NAME = "caption"
-SUMMARY = "image captioning, one-to-many"
 BOS, EOS = "<s>", "</s>"
 log = logging.getLogger("seqkit")
 

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from seqkit.lifecycle import Plan
 
 NAME = "lm"
-SUMMARY = "language model and text generation"
 EOS = "<eos>"
 CJK_THRESHOLD = 0.3  # share of CJK characters above which auto reads characters
 log = logging.getLogger("seqkit")

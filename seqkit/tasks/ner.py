@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from seqkit.lifecycle import Plan
 
 NAME = "ner"
-SUMMARY = "sequence tagging (named entities), many-to-many aligned"
 log = logging.getLogger("seqkit")
 
 

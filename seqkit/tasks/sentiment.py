@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from seqkit.lifecycle import Plan
 
 NAME = "sentiment"
-SUMMARY = "text classification, many-to-one"
 INFERENCE_STRETCH = 8
 log = logging.getLogger("seqkit")
 

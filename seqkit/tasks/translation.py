@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from seqkit.lifecycle import Plan
 
 NAME = "translation"
-SUMMARY = "seq2seq encoder-decoder translation, many-to-many"
 BOS, EOS = "<s>", "</s>"
 DECODE_BATCH = 64  # sentences decoded together (evaluate's and predict's --batch-size)
 log = logging.getLogger("seqkit")
