@@ -13,13 +13,20 @@ import csv
 import io
 import json
 import logging
+import os
+import select
+import stat
 import sys
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator, Sequence
-
-import pandas as pd
+from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from seqkit.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# predict answers the lines it has once its input pauses this long (a pipe, a terminal)
+PAUSE_SECONDS = 0.05
 
 TEXT_COLUMNS = ("text", "sentence", "review", "content")
 LABEL_COLUMNS = ("label", "labels", "sentiment", "class")
@@ -98,11 +105,74 @@ class LineDecoder(io.TextIOBase):
         return line
 
 
-def open_text(path: str | Path, encoding: str | None = None) -> LineDecoder:
-    """Open a file (or stdin for "-") for reading as text with line-exact decode errors."""
-    if str(path) == "-":
-        return LineDecoder(sys.stdin.buffer, "-", encoding)
+class PipeReader:
+    """Binary lines from a file descriptor (stdin, a FIFO), read in blocks, that can tell
+    whether another line is ready now: predict answers what it has when its input pauses,
+    instead of waiting for a full batch (`tail -f log | seqkit ... predict`)."""
+
+    BLOCK = 1 << 16
+
+    def __init__(self, fd: int, close: bool = False):
+        self.fd, self.close_fd = fd, close
+        self.buffer, self.start, self.searched, self.eof = bytearray(), 0, 0, False
+
+    def _newline(self) -> int:
+        at = self.buffer.find(b"\n", max(self.start, self.searched))
+        self.searched = len(self.buffer) if at < 0 else at
+        return at
+
+    def readline(self) -> bytes:
+        at = self._newline()
+        while at < 0 and not self.eof:
+            data = os.read(self.fd, self.BLOCK)
+            if data:
+                self.buffer += data
+                at = self._newline()
+            else:
+                self.eof = True
+        end = len(self.buffer) if at < 0 else at + 1
+        line = bytes(self.buffer[self.start:end])
+        self.start = end
+        if self.start > self.BLOCK:  # drop what was handed out
+            del self.buffer[:self.start]
+            self.searched -= self.start
+            self.start = 0
+        return line
+
+    def ready(self, timeout: float = 0.0) -> bool:
+        """A whole line (or the end) can be read without waiting longer than `timeout`."""
+        if self.eof or self._newline() >= 0:
+            return True
+        return bool(select.select([self.fd], [], [], timeout)[0])
+
+    def close(self) -> None:
+        if self.close_fd:
+            os.close(self.fd)
+
+
+def _is_regular(fd: int) -> bool:
     try:
+        return stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def open_text(path: str | Path, encoding: str | None = None) -> LineDecoder:
+    """Open a file (or stdin for "-") for reading as text with line-exact decode errors.
+    A pipe, FIFO or terminal is read through a PipeReader."""
+    if str(path) == "-":
+        try:
+            fd = sys.stdin.fileno()
+        except (AttributeError, ValueError, OSError):  # stdin replaced (tests)
+            return LineDecoder(sys.stdin.buffer, "-", encoding)
+        if _is_regular(fd):
+            return LineDecoder(sys.stdin.buffer, "-", encoding)
+        return LineDecoder(PipeReader(fd), "-", encoding)
+    try:
+        if not Path(path).is_dir() and Path(path).exists() and \
+                not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO, /dev/stdin
+            return LineDecoder(PipeReader(os.open(path, os.O_RDONLY), close=True), str(path),
+                               encoding)
         raw = open(path, "rb")
     except FileNotFoundError:
         raise DataError("no such file", path=str(path)) from None
@@ -130,6 +200,8 @@ def is_table(path: str | Path, sep: str | None = None, column: str | None = None
 
 
 def _read_frame(stream: LineDecoder, path: str, sep: str, **kwargs) -> pd.DataFrame | Any:
+    import pandas as pd
+
     try:
         return pd.read_csv(
             stream, sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=False,
@@ -235,6 +307,8 @@ def iter_texts(path: str | Path, text_column: str | None = None, sep: str | None
     if not is_table(path, sep, text_column):
         yield from iter_lines(path, encoding, chunk_size)
         return
+    import pandas as pd
+
     stream = open_text(path, encoding)
     try:
         header = stream.readline()
@@ -263,9 +337,16 @@ def iter_lines(path: str | Path, encoding: str | None = None, chunk_size: int = 
     an empty string, so output can line up with input."""
     path = str(path)
     stream = open_text(path, encoding)
+    ready = getattr(stream.raw, "ready", None)  # a pipe: answer what we have when it pauses
     try:
         chunk: list[str] = []
-        for line in stream:
+        while True:
+            if chunk and ready is not None and not ready(PAUSE_SECONDS):
+                yield chunk
+                chunk = []
+            line = stream.readline()
+            if not line:
+                break
             chunk.append(line.rstrip("\r\n"))
             if len(chunk) >= chunk_size:
                 yield chunk

@@ -242,3 +242,28 @@ def test_task_modules_import_without_tensorflow():
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_predict_answers_each_line_while_the_input_stays_open(sentiment_model):
+    """An interactive pipe gets each answer at once, not after 1,024 lines or the end."""
+    import select
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "seqkit", "sentiment", "predict",
+                             str(sentiment_model)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        answers = []
+        for text in ("a lovely film", "awful acting"):
+            proc.stdin.write(f"{text}\n".encode())
+            proc.stdin.flush()
+            ready, _, _ = select.select([proc.stdout], [], [], 120)
+            assert ready, f"no answer to {text!r} while the input stays open"
+            answers.append(json.loads(proc.stdout.readline()))
+        proc.stdin.close()
+        assert proc.wait(60) == 0 and proc.stdout.read() == b""
+    finally:
+        proc.kill()
+    assert [a["text"] for a in answers] == ["a lovely film", "awful acting"]
+    assert [a["label"] for a in answers] == ["pos", "neg"]

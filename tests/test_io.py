@@ -94,3 +94,55 @@ def test_unclosed_quote_names_its_line(tmp_path):
     p = write(tmp_path / "q.csv", b'text,label\nok,1\nfine,0\n"unclosed,1\nok,0\n')
     with pytest.raises(DataError, match=r"q.csv:4: a quote opened here is never closed"):
         io.read_text_label(p)
+
+
+def test_pipe_reader_joins_lines_split_across_reads():
+    import os
+
+    from seqkit.io import PipeReader
+
+    r, w = os.pipe()
+    for piece in (b"ab", b"c\nde", b"\n", b"tail"):
+        os.write(w, piece)
+    os.close(w)
+    reader = PipeReader(r, close=True)
+    assert reader.ready()
+    assert [reader.readline() for _ in range(4)] == [b"abc\n", b"de\n", b"tail", b""]
+    reader.close()
+
+
+def test_lines_from_a_pipe_are_handed_out_when_it_pauses(tmp_path):
+    """`tail -f log | seqkit ... predict`: what has come is answered once the input pauses,
+    not when a chunk of 1,024 lines is full or the input ends."""
+    import os
+    import threading
+
+    from seqkit.io import iter_lines
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    first_read = threading.Event()
+
+    def write():
+        with open(fifo, "w") as out:
+            out.write("a\nb\n")
+            out.flush()
+            first_read.wait(10)  # if the reader waits for more, it gets it all in one chunk
+            out.write("c\n")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    chunks = iter_lines(str(fifo), chunk_size=1024)
+    first = next(chunks)
+    first_read.set()
+    rest = list(chunks)
+    writer.join()
+    assert first == ["a", "b"] and rest == [["c"]]
+
+
+def test_a_file_is_still_read_in_full_chunks(tmp_path):
+    from seqkit.io import iter_lines
+
+    path = tmp_path / "lines.txt"
+    path.write_text("".join(f"{i}\n" for i in range(10)))
+    assert [len(c) for c in iter_lines(str(path), chunk_size=4)] == [4, 4, 2]
