@@ -150,19 +150,25 @@ class Loaded:
 
 
 class Handle:
-    """A loaded model directory as predictors use it: model, config, preprocessor, batch size."""
+    """A loaded model directory as predictors use it: model, config, preprocessor, batch size.
+    `backend` onnx runs the directory's ONNX graph (no TensorFlow), keras its model.keras;
+    None: onnx when there is a graph."""
 
     def __init__(self, model_dir: str | Path, task: str, config_cls, preprocessor_cls,
-                 batch_size: int = 256):
-        loaded = load(model_dir, task, config_cls)
+                 batch_size: int = 256, backend: str | None = None):
+        from seqkit import graphs
+
+        self.backend = graphs.choose_backend(model_dir, backend)
+        loaded = load(model_dir, task, config_cls, backend=self.backend)
         self.model, self.config = loaded.model, loaded.config
         self.pre = preprocessor_cls.from_json(loaded.preprocessor)
         self.batch_size = batch_size
 
 
 def load(model_dir: str | Path, task: str, config_cls, *,
-         custom_objects: dict | None = None) -> Loaded:
-    """Load and check a model directory; any problem is a one-line ModelError."""
+         custom_objects: dict | None = None, backend: str = "keras") -> Loaded:
+    """Load and check a model directory; any problem is a one-line ModelError. With backend
+    onnx the model is its ONNX graph on ONNX Runtime, and TensorFlow is not imported."""
     path = Path(model_dir)
     if not path.is_dir():
         raise ModelError("no such model directory", path=str(path))
@@ -193,6 +199,9 @@ def load(model_dir: str | Path, task: str, config_cls, *,
         except ValueError:
             metrics = {}
     loaded = Loaded(path, task, config, preprocessor, metrics)
+    if backend == "onnx":
+        loaded.model = _load_graph(path, task)
+        return loaded
     from seqkit.runtime import load_tensorflow
 
     load_tensorflow()
@@ -210,3 +219,17 @@ def load(model_dir: str | Path, task: str, config_cls, *,
         raise ModelError(f"cannot load {MODEL_FILE}: {reason[:200]}",
                          path=str(path)) from None
     return loaded
+
+
+def _load_graph(path: Path, task: str):
+    from seqkit import graphs
+
+    if not (path / graphs.GRAPH_FILE).is_file():
+        raise ModelError(f"no {graphs.GRAPH_FILE}: run `seqkit {task} export {path}` to write it "
+                         "from model.keras, or use --backend keras", path=str(path))
+    try:
+        return graphs.Graph(path / graphs.GRAPH_FILE)
+    except Exception as exc:  # ONNX Runtime raises its own types for a damaged graph
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load {graphs.GRAPH_FILE}: {reason[:200]}",
+                         path=str(path)) from None

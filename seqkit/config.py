@@ -4,7 +4,8 @@ A recipe is a flat TOML file whose keys are the fields of a task's `Config` data
 an optional `[seqkit]` table (written into every model directory) names the task, so
 `--config MODEL_DIR/config.toml` re-runs a training with the same settings.
 
-    seqkit sentiment train data/sentiment_en.tsv -o model --config tasks/sentiment.toml --set units=64
+    seqkit sentiment train data/sentiment_en.tsv -o model --config tasks/sentiment.toml \
+        --set units=64
 
 The keys every task shares are declared once here (Recurrent, Stack, Training); a task's
 Config inherits them and redeclares only a default it changes.

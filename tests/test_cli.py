@@ -267,3 +267,52 @@ def test_predict_answers_each_line_while_the_input_stays_open(sentiment_model):
         proc.kill()
     assert [a["text"] for a in answers] == ["a lovely film", "awful acting"]
     assert [a["label"] for a in answers] == ["pos", "neg"]
+
+
+def test_predict_runs_the_onnx_graph_without_tensorflow(sentiment_model, tmp_path, cli):
+    """Training writes model.onnx; predict runs it on ONNX Runtime in a process that never
+    imports TensorFlow or Keras, with Keras's labels and probabilities within 1e-4."""
+    import subprocess
+    import sys
+
+    assert (sentiment_model / "model.onnx").is_file()
+    src = tmp_path / "in.txt"
+    src.write_text("a lovely film\n\nawful acting\nwords never seen\n", encoding="utf-8")
+    code = ("import sys; from seqkit.cli import run; "
+            f"rc = run(['sentiment', 'predict', {str(sentiment_model)!r}, {str(src)!r}]); "
+            "print('LOADED' if {'tensorflow', 'keras'} & set(sys.modules) else 'CLEAN', rc, "
+            "file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stderr.strip().endswith("CLEAN 0"), proc.stderr
+    onnx = [json.loads(line) for line in proc.stdout.splitlines()]
+    r = cli("sentiment", "predict", sentiment_model, src, "--backend", "keras")
+    keras = [json.loads(line) for line in r.out.splitlines()]
+    assert r.code == 0 and len(onnx) == len(keras) == 4
+    assert [x["label"] for x in onnx] == [x["label"] for x in keras] == ["pos", None, "neg",
+                                                                          keras[3]["label"]]
+    for a, b in zip(onnx, keras):
+        assert a["probabilities"].keys() == b["probabilities"].keys()
+        for label, p in a["probabilities"].items():
+            assert abs(p - b["probabilities"][label]) <= 1e-4
+
+
+def test_export_writes_the_graph_of_a_model_trained_without_one(sentiment_model, tmp_path,
+                                                                  cli):
+    old = tmp_path / "old"
+    shutil.copytree(sentiment_model, old)
+    (old / "model.onnx").unlink()
+    src = tmp_path / "in.txt"
+    src.write_text("a lovely film\nawful acting\n", encoding="utf-8")
+    assert "seqkit sentiment export" in one_error_line(
+        cli("sentiment", "predict", old, src, "--backend", "onnx"))
+    on_keras = cli("sentiment", "predict", old, src)  # no graph: the Keras model
+    assert on_keras.code == 0
+    r = cli("sentiment", "export", old)
+    assert r.code == 0 and r.out == "" and (old / "model.onnx").is_file()
+    on_onnx = cli("sentiment", "predict", old, src, "--format", "tsv")
+    assert on_onnx.code == 0
+    assert [line.split("\t")[0] for line in on_onnx.out.splitlines()] == [
+        json.loads(line)["label"] for line in on_keras.out.splitlines()]
+    r = cli("sentiment", "evaluate", old, src, "--backend", "keras")
+    assert r.code == 1  # a text file has no label column: refused as before, on either backend

@@ -131,15 +131,18 @@ def add_evaluate(group: click.Group, task: str, *, help: str, data_options: list
                  source: Callable[[str, dict], Any], show: Callable[[dict], str],
                  options: list[Callable] = (), metavar: str = "DATA",
                  required: bool = True, batch_size: int = 256,
-                 batch_help: str | None = None) -> click.Command:
+                 batch_help: str | None = None, load_options: list[Callable] = ()
+                 ) -> click.Command:
     """`seqkit TASK evaluate MODEL_DIR DATA`: `source(data_path, kwargs)` pops the data
-    options; the task's own options (e.g. the beam) go to its `score`."""
+    options; `load_options` (e.g. --backend) go to the task's Predictor; the task's own
+    options (e.g. the beam) go to its `score`."""
+    load_keys = [_option_key(option) for option in load_options]
 
     @group.command("evaluate", help=help)
     @click.argument("model_dir", type=click.Path(file_okay=False))
     @click.argument("data_path", metavar=metavar, required=required,
                     type=click.Path(dir_okay=False, allow_dash=True))
-    @apply_options([*data_options, *options])
+    @apply_options([*data_options, *options, *load_options])
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
     @click.option("--batch-size", type=int, default=batch_size, show_default=True,
                   help=batch_help)
@@ -147,8 +150,33 @@ def add_evaluate(group: click.Group, task: str, *, help: str, data_options: list
         from seqkit import lifecycle
 
         data = source(data_path, kwargs)
+        load = {key: kwargs.pop(key) for key in load_keys}
         result = lifecycle.evaluate(task_module(task), model_dir, data,
-                                    batch_size=batch_size, **kwargs)
+                                    batch_size=batch_size, load=load, **kwargs)
         click.echo(json.dumps(result, ensure_ascii=False) if as_json else show(result))
+
+    return command
+
+
+BACKEND_OPTION = click.option(
+    "--backend", type=click.Choice(["onnx", "keras"]), default=None,
+    help="onnx: the model's ONNX graph on ONNX Runtime, no TensorFlow (default when the model "
+         "directory has one); keras: model.keras on TensorFlow.")
+
+
+def add_export(group: click.Group, task: str) -> click.Command:
+    """`seqkit TASK export MODEL_DIR`: (re)write a model's ONNX graphs from model.keras."""
+
+    @group.command("export")
+    @click.argument("model_dir", type=click.Path(file_okay=False))
+    def command(model_dir):
+        """Write MODEL_DIR's ONNX graphs from its model.keras (for models trained before
+        seqkit wrote them), so that predict and evaluate run without TensorFlow."""
+        import logging
+
+        module = task_module(task)
+        predictor = module.Predictor(model_dir, backend="keras")
+        path = module.export(predictor.model, predictor.pre, model_dir)
+        logging.getLogger("seqkit").info("wrote %s", path)
 
     return command

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from seqkit import choices
-from seqkit.commands.common import add_evaluate, add_train, task_module, table_options
+from seqkit.commands.common import (BACKEND_OPTION, add_evaluate, add_export, add_train,
+                                   table_options, task_module)
 
 TABLE = ("text_column", "label_column", "sep", "encoding")
 LABEL_OPTION = click.option("--label-column", help="Name of the label column.")
@@ -47,8 +48,8 @@ add_train(
 
 add_evaluate(
     group, "sentiment", data_options=[table_options, LABEL_OPTION], source=_source,
-    show=_show, help="Score MODEL_DIR on labelled DATA: accuracy, macro-F1, per class, "
-                     "confusion matrix.")
+    show=_show, load_options=[BACKEND_OPTION],
+    help="Score MODEL_DIR on labelled DATA: accuracy, macro-F1, per class, confusion matrix.")
 
 
 @group.command("predict")
@@ -59,7 +60,8 @@ add_evaluate(
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "tsv", "csv"]), default="jsonl",
               show_default=True, help="tsv: label, one probability per class, text.")
 @click.option("--batch-size", type=int, default=256, show_default=True)
-def predict_command(model_dir, input_path, fmt, batch_size, **kwargs):
+@BACKEND_OPTION
+def predict_command(model_dir, input_path, fmt, batch_size, backend, **kwargs):
     """Label each line of INPUT (a text file, or a CSV/TSV with a text column; stdin if
     omitted or -). One output record per input line, in order, written as it goes."""
     import sys
@@ -68,7 +70,7 @@ def predict_command(model_dir, input_path, fmt, batch_size, **kwargs):
     from seqkit.io import RecordWriter
 
     sentiment = task_module("sentiment")
-    predictor = sentiment.Predictor(model_dir, batch_size)
+    predictor = sentiment.Predictor(model_dir, batch_size, backend)
     labels = predictor.labels
     writer = RecordWriter(sys.stdout, fmt, ["label", *[f"p_{x}" for x in labels], "text"])
     for records in lifecycle.stream(predictor, input_path, read=kwargs):
@@ -76,3 +78,6 @@ def predict_command(model_dir, input_path, fmt, batch_size, **kwargs):
             probs = r["probabilities"]
             writer.write(r, [r["label"] or "", *[probs.get(x, "") for x in labels], r["text"]])
         writer.flush()
+
+
+add_export(group, "sentiment")

@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from seqkit import artifacts, choices, config as configlib, io, metrics, text
-from seqkit.batching import Batches, predict_padded
+from seqkit.batching import Batches, pad, predict_padded
 from seqkit.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -270,12 +271,21 @@ def predict_probs(model, pre: Preprocessor, texts: Sequence[str], batch_size: in
     return out
 
 
+def export(model: keras.Model, pre: Preprocessor, directory) -> Path:
+    """The classifier as DIRECTORY/model.onnx, for predict and evaluate without TensorFlow."""
+    from seqkit import graphs
+
+    sample = {name: pad(column) for name, column in pre.encode(["a"]).items()}
+    return graphs.export(model, Path(directory) / graphs.GRAPH_FILE, sample)
+
+
 # 6. Predict ----------------------------------------------------------------------------------
 class Predictor(artifacts.Handle):
     """A loaded model that classifies texts in batches."""
 
-    def __init__(self, model_dir: str, batch_size: int | None = None):
-        super().__init__(model_dir, NAME, Config, Preprocessor, batch_size or 256)
+    def __init__(self, model_dir: str, batch_size: int | None = None,
+                 backend: str | None = None):
+        super().__init__(model_dir, NAME, Config, Preprocessor, batch_size or 256, backend)
 
     @property
     def labels(self) -> list[str]:
