@@ -228,7 +228,7 @@ def _load_graph(path: Path, task: str):
         raise ModelError(f"no {graphs.GRAPH_FILE}: run `seqkit {task} export {path}` to write it "
                          "from model.keras, or use --backend keras", path=str(path))
     try:
-        return graphs.Graph(path / graphs.GRAPH_FILE)
+        return graphs.load(path)
     except Exception as exc:  # ONNX Runtime raises its own types for a damaged graph
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"cannot load {graphs.GRAPH_FILE}: {reason[:200]}",

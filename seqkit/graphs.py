@@ -1,7 +1,10 @@
 """ONNX graphs of trained models: written with Keras's own export (tf2onnx underneath) and
 run on ONNX Runtime, in a process that never imports TensorFlow.
 
-    MODEL_DIR/model.onnx    the classifier, variable batch and length (sentiment so far)
+    MODEL_DIR/model.onnx    the network, variable batch and length: sentiment's classifier;
+                            ner's network up to the emission scores
+    MODEL_DIR/crf.npz       ner with a CRF: its transition, start and end scores; Viterbi
+                            decoding runs in NumPy (CRFGraph)
 
 `model.keras` stays the source of truth: `seqkit TASK export MODEL_DIR` writes the graph again
 from it. A `Graph` is called like a Keras model's `predict_on_batch`, so the NumPy code that
@@ -19,6 +22,7 @@ from typing import Any
 import numpy as np
 
 GRAPH_FILE = "model.onnx"
+CRF_FILE = "crf.npz"
 BACKENDS = ("onnx", "keras")
 
 
@@ -50,6 +54,63 @@ class Graph:
         feeds = {name: batch[name] if isinstance(batch, dict) else batch
                  for name in self.input_names}
         return self.session.run(None, feeds)[0]
+
+
+class CRFGraph:
+    """An emission-score graph and a linear-chain CRF's scores, called like the Keras tagger
+    whose CRF layer returns the Viterbi path one-hot (seqkit.crf); padding is token id 0."""
+
+    def __init__(self, graph: Graph, transitions: np.ndarray, start: np.ndarray,
+                 end: np.ndarray):
+        self.graph = graph
+        self.transitions, self.start, self.end = (np.asarray(a, dtype=np.float32)
+                                                  for a in (transitions, start, end))
+
+    def predict_on_batch(self, batch: dict) -> np.ndarray:
+        emissions = np.asarray(self.graph.predict_on_batch(batch), dtype=np.float32)
+        lengths = (np.asarray(batch["tokens"]) != 0).sum(axis=1)
+        out = np.zeros_like(emissions)  # (batch, time, tags) one-hot paths
+        for row, (scores, length) in enumerate(zip(emissions, lengths)):
+            path = viterbi(scores[:max(int(length), 1)], self.transitions, self.start,
+                           self.end)
+            out[row, np.arange(len(path)), path] = 1.0
+            out[row, len(path):, path[-1]] = 1.0  # padded steps repeat the last tag
+        return out
+
+
+def viterbi(emissions: np.ndarray, transitions: np.ndarray, start: np.ndarray,
+            end: np.ndarray) -> np.ndarray:
+    """The best tag path of one sequence, emissions (time, tags): in the order of operations
+    of seqkit.crf.viterbi, so that both pick the same path."""
+    delta = start + emissions[0]  # (tags,)
+    pointers = []
+    for emit in emissions[1:]:
+        scores = delta[:, None] + transitions  # (from, to)
+        pointers.append(scores.argmax(axis=0))
+        delta = scores.max(axis=0) + emit
+    path = [int((delta + end).argmax())]
+    for pointer in reversed(pointers):
+        path.append(int(pointer[path[-1]]))
+    return np.array(path[::-1], dtype=np.int64)
+
+
+def save_crf(path: str | Path, transitions, start, end) -> Path:
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    with open(tmp, "wb") as out:
+        np.savez(out, transitions=transitions, start=start, end=end)
+    os.replace(tmp, path)
+    return path
+
+
+def load(directory: str | Path):
+    """The directory's graph, with its CRF when it has one."""
+    directory = Path(directory)
+    graph = Graph(directory / GRAPH_FILE)
+    if (directory / CRF_FILE).is_file():
+        with np.load(directory / CRF_FILE) as crf:
+            return CRFGraph(graph, crf["transitions"], crf["start"], crf["end"])
+    return graph
 
 
 def choose_backend(model_dir: str | Path, backend: str | None) -> str:

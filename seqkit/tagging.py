@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
@@ -197,3 +198,24 @@ def has_crf(model: keras.Model) -> bool:
 
 def input_names(model: keras.Model) -> list[str]:
     return [t.name for t in model.inputs]
+
+
+def export(model: keras.Model, pre, directory) -> Path:
+    """The tagger's graphs for predict without TensorFlow (seqkit.graphs): the network up to
+    the emission scores as model.onnx, and with a CRF its scores as crf.npz (Viterbi runs in
+    NumPy); without a CRF the whole softmax model."""
+    import keras
+
+    from seqkit import graphs
+    from seqkit.batching import pad_column
+
+    directory = Path(directory)
+    sample = {name: pad_column(column) for name, column in pre.inputs([["a"]]).items()}
+    if has_crf(model):
+        crf = model.get_layer("crf")
+        graphs.save_crf(directory / graphs.CRF_FILE, *(np.asarray(w) for w in (
+            crf.transitions, crf.start, crf.end)))
+        model = keras.Model(model.inputs, model.get_layer("emissions").output)
+    else:
+        (directory / graphs.CRF_FILE).unlink(missing_ok=True)
+    return graphs.export(model, directory / graphs.GRAPH_FILE, sample)

@@ -385,3 +385,40 @@ def test_scheme_option_and_evaluate_checks_tags(ner_en_model, tmp_path, cli):
     r = cli("ner", "evaluate", ner_en_model, bad)
     assert r.code == 1 and "e.conll:2: tag 'E-PER' is outside the BIO scheme" in r.err
     assert cli("ner", "predict", ner_en_model, "--format", "xml").code == 2
+
+
+def test_numpy_viterbi_follows_the_crf_layer():
+    """predict without TensorFlow decodes the ONNX emissions with graphs.CRFGraph: the same
+    paths as the CRF layer's Viterbi, padding included."""
+    from seqkit.crf import CRF
+    from seqkit.graphs import CRFGraph
+
+    rng = np.random.default_rng(1)
+    batch, time, n_tags, lengths = 6, 7, 4, [7, 3, 1, 5, 2, 6]
+    emissions = rng.normal(size=(batch, time, n_tags)).astype("float32")
+    tokens = np.array([[1 if t < n else 0 for t in range(time)] for n in lengths])
+    crf = CRF()
+    crf.build((None, None, n_tags))
+    for weight in (crf.transitions, crf.start, crf.end):
+        weight.assign(rng.normal(size=weight.shape).astype("float32"))
+    layer = np.asarray(crf(emissions, mask=tokens != 0))  # one-hot paths
+
+    class Emissions:  # the ONNX graph's part: emission scores for a batch
+        def predict_on_batch(self, batch):
+            return emissions
+
+    numpy = CRFGraph(Emissions(), *(w.numpy() for w in (crf.transitions, crf.start, crf.end)))
+    np.testing.assert_array_equal(numpy.predict_on_batch({"tokens": tokens}), layer)
+
+
+@pytest.mark.parametrize("model", ["ner_en_model", "ner_zh_model"])
+def test_onnx_backend_tags_as_keras_does(model, data_dir, request, cli):
+    """Training writes model.onnx (and crf.npz with a CRF); both backends give the same
+    tags, CRF (English) and softmax (Chinese) alike."""
+    path = request.getfixturevalue(model)
+    data = data_dir / ("ner_en_valid.conll" if model == "ner_en_model" else "ner_zh.bmes")
+    assert (path / "model.onnx").is_file()
+    assert (path / "crf.npz").is_file() == (model == "ner_en_model")
+    args = ("ner", "predict", path, data, "--input-format", "conll", "--format", "conll")
+    onnx, keras = cli(*args, "--backend", "onnx"), cli(*args, "--backend", "keras")
+    assert onnx.code == keras.code == 0 and onnx.out == keras.out and onnx.out.strip()

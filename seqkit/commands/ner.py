@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from seqkit import choices
-from seqkit.commands.common import add_evaluate, add_train, apply_options, task_module
+from seqkit.commands.common import (BACKEND_OPTION, add_evaluate, add_export, add_train,
+                                   apply_options, task_module)
 
 COLUMNS = ("token_column", "tag_column", "encoding")
 
@@ -67,6 +68,7 @@ add_train(
 
 add_evaluate(
     group, "ner", data_options=[column_options], source=_source, show=_show,
+    load_options=[BACKEND_OPTION],
     help="Score MODEL_DIR on tagged DATA: entity precision/recall/F1 (micro and per type, "
          "conlleval-compatible) and token accuracy.")
 
@@ -82,7 +84,8 @@ add_evaluate(
               help="jsonl: {text, entities} per line; conll: token TAB tag.")
 @column_options
 @click.option("--batch-size", type=int, default=256, show_default=True)
-def predict_command(model_dir, input_path, input_format, fmt, batch_size, **kwargs):
+@BACKEND_OPTION
+def predict_command(model_dir, input_path, input_format, fmt, batch_size, backend, **kwargs):
     """Tag INPUT (stdin if omitted or -). jsonl writes one record per input line (or
     sentence) with entity character offsets; conll writes token TAB tag, a blank line
     after each sentence. Written as it goes."""
@@ -91,7 +94,7 @@ def predict_command(model_dir, input_path, input_format, fmt, batch_size, **kwar
     from seqkit import lifecycle
     from seqkit.io import RecordWriter
 
-    predictor = task_module("ner").Predictor(model_dir, batch_size)
+    predictor = task_module("ner").Predictor(model_dir, batch_size, backend)
     read = _columns(kwargs)
     read.pop("tag_column", None)  # predict input's tags, if any, are not read
     writer = RecordWriter(sys.stdout, "jsonl", ["text", "entities"])
@@ -104,3 +107,6 @@ def predict_command(model_dir, input_path, input_format, fmt, batch_size, **kwar
                 sys.stdout.write("".join(f"{tok}\t{tag}\n" for tok, tag in
                                          zip(r["tokens"], r["tags"])) + "\n")
         writer.flush()
+
+
+add_export(group, "ner")

@@ -286,6 +286,9 @@ def prepare(config: Config, pre: Preprocessor, train: Tagged, valid: Tagged,
                 callbacks=[ScoreCallback("f1", valid_f1)], finish=tagging.inference_model)
 
 
+export = tagging.export  # model.onnx (+ crf.npz), for predict without TensorFlow
+
+
 def _batches(pre: Preprocessor, sentences, config: Config, shuffle: bool,
              singletons: np.ndarray | None = None) -> Batches:
     columns = pre.inputs([s.tokens for s in sentences])
@@ -354,8 +357,9 @@ def describe(scores: dict) -> str:
 class Predictor(artifacts.Handle):
     """A loaded tagger that tags raw text lines or pre-tokenised sentences in batches."""
 
-    def __init__(self, model_dir: str, batch_size: int | None = None):
-        super().__init__(model_dir, NAME, Config, Preprocessor, batch_size or 256)
+    def __init__(self, model_dir: str, batch_size: int | None = None,
+                 backend: str | None = None):
+        super().__init__(model_dir, NAME, Config, Preprocessor, batch_size or 256, backend)
 
     def predict(self, items: Sequence[str | Sequence[str]]) -> list[dict]:
         """One record per item: a raw text line is tokenised as at training; a token list
