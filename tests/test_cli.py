@@ -139,7 +139,10 @@ def test_damaged_or_foreign_model_dir(sentiment_model, tmp_path, cli):
     broken = tmp_path / "broken"
     shutil.copytree(sentiment_model, broken)
     (broken / "model.keras").write_bytes(b"not a zip")
-    assert "cannot load model.keras" in one_error_line(cli("sentiment", "predict", broken, "-"))
+    assert "cannot load model.keras" in one_error_line(
+        cli("sentiment", "predict", broken, "-", "--backend", "keras"))
+    (broken / "model.onnx").write_bytes(b"not a graph")  # the default backend's file
+    assert "cannot load model.onnx" in one_error_line(cli("sentiment", "predict", broken, "-"))
     (broken / "preprocessor.json").unlink()
     assert "missing preprocessor.json" in one_error_line(cli("sentiment", "predict", broken))
     foreign = tmp_path / "foreign"
