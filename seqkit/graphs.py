@@ -3,6 +3,8 @@ run on ONNX Runtime, in a process that never imports TensorFlow.
 
     MODEL_DIR/model.onnx    the network, variable batch and length: sentiment's classifier;
                             ner's network up to the emission scores
+                            lm's step model (tokens and states in; log-probabilities
+                            and states out), for generate, score and evaluate
     MODEL_DIR/crf.npz       ner with a CRF: its transition, start and end scores; Viterbi
                             decoding runs in NumPy (CRFGraph)
 
@@ -50,10 +52,17 @@ class Graph:
                                             providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
 
-    def predict_on_batch(self, batch: Any) -> np.ndarray:
-        feeds = {name: batch[name] if isinstance(batch, dict) else batch
-                 for name in self.input_names}
-        return self.session.run(None, feeds)[0]
+    def predict_on_batch(self, batch: Any) -> np.ndarray | list[np.ndarray]:
+        """batch: a dict by input name, a list in input order, or the one input; returns the
+        output, or the list of outputs in the Keras model's order."""
+        if isinstance(batch, dict):
+            feeds = {name: batch[name] for name in self.input_names}
+        elif isinstance(batch, (list, tuple)):
+            feeds = dict(zip(self.input_names, batch))
+        else:
+            feeds = {self.input_names[0]: batch}
+        outputs = self.session.run(None, feeds)
+        return outputs[0] if len(outputs) == 1 else outputs
 
 
 class CRFGraph:

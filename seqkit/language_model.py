@@ -4,6 +4,8 @@ generation. Keras is imported when a model is built."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -86,12 +88,13 @@ def build_step_model(model: keras.Model, config: Config) -> keras.Model:
 class Stepper:
     """NumPy calls around the step model: run windows of tokens from given states."""
 
-    def __init__(self, model: keras.Model, config: Config):
-        from seqkit.backbones import BackboneSpec
+    def __init__(self, model, config: Config):
+        """model: the trained Keras model, or the step model's ONNX graph (seqkit.graphs)."""
+        from seqkit.graphs import Graph
 
-        self.model = build_step_model(model, config)
-        spec = BackboneSpec.from_config(config)
-        self.state_count, self.units = spec.layers * spec.state_count, spec.units
+        self.model = model if isinstance(model, Graph) else build_step_model(model, config)
+        per_layer = 2 if config.cell == "lstm" else 1  # (h, c) or (h,)
+        self.state_count, self.units = config.layers * per_layer, config.units
 
     def zero_states(self, rows: int) -> list[np.ndarray]:
         return [np.zeros((rows, self.units), dtype=np.float32)
@@ -118,3 +121,13 @@ class Stepper:
             log_probs, states = self(inputs[:, part], states)
             out[:, part] = np.take_along_axis(log_probs, targets[:, part, None], -1)[..., 0]
         return out
+
+
+def export(model: keras.Model, config: Config, pre, directory) -> Path:
+    """The step model as DIRECTORY/model.onnx: generate, score and evaluate run it on ONNX
+    Runtime (tokens and states in, log-probabilities and states out)."""
+    from seqkit import graphs
+
+    stepper = Stepper(model, config)
+    sample = [np.array([[pre.eos_id]], dtype=np.int32), *stepper.zero_states(1)]
+    return graphs.export(stepper.model, Path(directory) / graphs.GRAPH_FILE, sample)

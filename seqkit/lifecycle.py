@@ -17,7 +17,7 @@ every task (the contract; `seqkit.tasks.TASKS` lists them):
                             it monitors, and how the fitted model becomes the saved one
     score(model, config, pre, data, **options) -> dict      validation and evaluate scores
     describe(scores) -> str                     the line logged after training
-    export(model, pre, directory)               optional: ONNX graphs (seqkit.graphs) beside
+    export(model, config, pre, directory)       optional: ONNX graphs (seqkit.graphs) beside
                             model.keras, written when training completes and by `seqkit TASK
                             export`; the Predictor then runs them without TensorFlow
     Predictor(model_dir, batch_size, **options) .predict(items, **options) -> records,
@@ -86,7 +86,7 @@ def train(task, source, out_dir: str | Path, config, *, valid=None, force: bool 
     scores = task.score(model, config, pre, valid_data)
     log.info("validation %s", task.describe(scores))
     if hasattr(task, "export"):  # inference graphs, so that predict needs no TensorFlow
-        task.export(model, pre, work)
+        task.export(model, config, pre, work)
     result = {"validation": scores, "training": summary}
     artifacts.complete(work, out_dir, task=task.NAME, model=model, preprocessor=pre.to_json(),
                        config=config, metrics=result)

@@ -200,7 +200,7 @@ def input_names(model: keras.Model) -> list[str]:
     return [t.name for t in model.inputs]
 
 
-def export(model: keras.Model, pre, directory) -> Path:
+def export(model: keras.Model, config, pre, directory) -> Path:
     """The tagger's graphs for predict without TensorFlow (seqkit.graphs): the network up to
     the emission scores as model.onnx, and with a CRF its scores as crf.npz (Viterbi runs in
     NumPy); without a CRF the whole softmax model."""

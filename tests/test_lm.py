@@ -340,3 +340,33 @@ def test_bad_text_at_evaluate_and_score(zh_model, tmp_path, cli):
     assert "bad.txt:3: bytes" in one_error_line(cli("lm", "score", zh_model, bad))
     assert "this is a 'lm' model" in one_error_line(
         cli("sentiment", "predict", zh_model, bad))
+
+
+def test_onnx_backend_generates_and_scores_as_keras_does(zh_model, tmp_path, cli):
+    """Training writes the step model as model.onnx; generate, score and evaluate run it on
+    ONNX Runtime without TensorFlow, with Keras's text for a seed and its log-probabilities."""
+    import subprocess
+    import sys
+
+    assert (zh_model / "model.onnx").is_file()
+    generate = ("lm", "generate", zh_model, "--prompt", "春风", "-n", "24", "--seed", "5")
+    onnx_text = cli(*generate, "--backend", "onnx")
+    assert onnx_text.code == 0 and onnx_text.out == cli(*generate, "--backend", "keras").out
+    text = write_zh(tmp_path / "t.txt", n=10, seed=4)
+    scores = {b: [json.loads(line) for line in
+                  cli("lm", "score", zh_model, text, "--backend", b).out.splitlines()]
+              for b in ("onnx", "keras")}
+    assert len(scores["onnx"]) == len(scores["keras"]) == 10
+    for a, b in zip(scores["onnx"], scores["keras"]):
+        assert a["tokens"] == b["tokens"] and abs(a["log_prob"] - b["log_prob"]) <= 1e-4
+    evaluated = {b: json.loads(cli("lm", "evaluate", zh_model, text, "--json", "--backend",
+                                   b).out) for b in ("onnx", "keras")}
+    assert evaluated["onnx"]["perplexity"] == pytest.approx(evaluated["keras"]["perplexity"],
+                                                            rel=1e-5)
+    code = ("import sys; from seqkit.cli import run; "
+            f"rc = run(['lm', 'generate', {str(zh_model)!r}, '-n', '5', '--seed', '1']); "
+            "print('LOADED' if {'tensorflow', 'keras'} & set(sys.modules) else 'CLEAN', rc, "
+            "file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stderr.strip().endswith("CLEAN 0"), proc.stderr

@@ -141,7 +141,8 @@ def test_every_task_has_the_contract_and_a_case():
 def test_train_save_load_predict_round_trip(case, data_dir, tmp_path):
     out = tmp_path / "model"
     case.train(data_dir, out)
-    graphs = {"sentiment": ["model.onnx"], "ner": ["model.onnx", "crf.npz"]}.get(case.name, [])
+    graphs = {"sentiment": ["model.onnx"], "ner": ["model.onnx", "crf.npz"],
+              "lm": ["model.onnx"]}.get(case.name, [])
     assert sorted(p.name for p in out.iterdir()) == sorted([
         "config.toml", "metrics.json", "model.keras", "preprocessor.json", *graphs])
     assert not (tmp_path / "model.partial").exists()

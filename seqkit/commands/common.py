@@ -176,7 +176,7 @@ def add_export(group: click.Group, task: str) -> click.Command:
 
         module = task_module(task)
         predictor = module.Predictor(model_dir, backend="keras")
-        path = module.export(predictor.model, predictor.pre, model_dir)
+        path = module.export(predictor.model, predictor.config, predictor.pre, model_dir)
         logging.getLogger("seqkit").info("wrote %s", path)
 
     return command

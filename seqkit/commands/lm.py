@@ -8,7 +8,8 @@ import sys
 import click
 
 from seqkit import choices
-from seqkit.commands.common import add_evaluate, add_train, task_module
+from seqkit.commands.common import (BACKEND_OPTION, add_evaluate, add_export, add_train,
+                                   task_module)
 
 log = logging.getLogger("seqkit")
 
@@ -57,6 +58,7 @@ add_train(
 add_evaluate(
     group, "lm", data_options=[ENCODING_OPTION], source=_source, show=_show, metavar="TEST",
     batch_size=64, batch_help="Parts of the text run side by side.",
+    load_options=[BACKEND_OPTION],
     help="Perplexity of MODEL_DIR on the whole of TEST (and bits per character at char "
          "level).")
 
@@ -73,7 +75,8 @@ add_evaluate(
 @click.option("--seed", type=int, help="Random seed; the same seed gives the same text.")
 @click.option("--count", type=int, default=1, show_default=True,
               help="Samples to draw, separated by an empty line.")
-def generate_command(model_dir, prompt, steps, temperature, top_k, seed, count):
+@BACKEND_OPTION
+def generate_command(model_dir, prompt, steps, temperature, top_k, seed, count, backend):
     """Generate text after --prompt, written to stdout token by token as it is drawn."""
     import numpy as np
 
@@ -81,7 +84,7 @@ def generate_command(model_dir, prompt, steps, temperature, top_k, seed, count):
 
     if steps < 0 or count < 1 or top_k < 0 or temperature < 0:
         raise ConfigError("-n and --top-k must be >= 0, --count >= 1, --temperature >= 0")
-    predictor = task_module("lm").Predictor(model_dir)
+    predictor = task_module("lm").Predictor(model_dir, backend=backend)
     if seed is None:
         import secrets
 
@@ -111,16 +114,20 @@ def generate_command(model_dir, prompt, steps, temperature, top_k, seed, count):
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "tsv"]), default="jsonl",
               show_default=True, help="tsv: log_prob, perplexity, tokens, text.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
-def score_command(model_dir, input_path, encoding, fmt, batch_size):
+@BACKEND_OPTION
+def score_command(model_dir, input_path, encoding, fmt, batch_size, backend):
     """Per line of INPUT (stdin if omitted or -): its log-probability (natural log, end of
     line included) and perplexity. One output line per input line, in order."""
     from seqkit import lifecycle
     from seqkit.io import RecordWriter
 
-    predictor = task_module("lm").Predictor(model_dir, batch_size)
+    predictor = task_module("lm").Predictor(model_dir, batch_size, backend)
     writer = RecordWriter(sys.stdout, fmt, ["log_prob", "perplexity", "tokens", "text"])
     for records in lifecycle.stream(predictor, input_path, read={"encoding": encoding}):
         for r in records:
             writer.write(r, [*("" if r[k] is None else r[k] for k in ("log_prob", "perplexity")),
                              r["tokens"], r["text"]])
         writer.flush()
+
+
+add_export(group, "lm")

@@ -25,6 +25,7 @@ import numpy as np
 from seqkit import artifacts, choices, config as configlib, decoding, io, text
 from seqkit.errors import ConfigError, DataError
 from seqkit.language_model import Stepper, build_model
+from seqkit.language_model import export  # noqa: F401  (the contract's ONNX export)
 
 if TYPE_CHECKING:
     from seqkit.lifecycle import Plan
@@ -300,8 +301,9 @@ def stream_scores(stepper: Stepper, ids: Sequence[int], level: str, rows: int = 
 class Predictor(artifacts.Handle):
     """A loaded model that scores lines and generates text."""
 
-    def __init__(self, model_dir: str, batch_size: int | None = None):
-        super().__init__(model_dir, NAME, Config, Preprocessor, batch_size or 64)
+    def __init__(self, model_dir: str, batch_size: int | None = None,
+                 backend: str | None = None):
+        super().__init__(model_dir, NAME, Config, Preprocessor, batch_size or 64, backend)
 
     @cached_property
     def stepper(self) -> Stepper:

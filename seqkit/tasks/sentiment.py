@@ -271,7 +271,7 @@ def predict_probs(model, pre: Preprocessor, texts: Sequence[str], batch_size: in
     return out
 
 
-def export(model: keras.Model, pre: Preprocessor, directory) -> Path:
+def export(model: keras.Model, config: Config, pre: Preprocessor, directory) -> Path:
     """The classifier as DIRECTORY/model.onnx, for predict and evaluate without TensorFlow."""
     from seqkit import graphs
 
