@@ -224,12 +224,12 @@ def load(model_dir: str | Path, task: str, config_cls, *,
 def _load_graph(path: Path, task: str):
     from seqkit import graphs
 
-    if not (path / graphs.GRAPH_FILE).is_file():
-        raise ModelError(f"no {graphs.GRAPH_FILE}: run `seqkit {task} export {path}` to write it "
+    if not graphs.present(path):
+        raise ModelError(f"no ONNX graphs: run `seqkit {task} export {path}` to write them "
                          "from model.keras, or use --backend keras", path=str(path))
     try:
         return graphs.load(path)
     except Exception as exc:  # ONNX Runtime raises its own types for a damaged graph
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load {graphs.GRAPH_FILE}: {reason[:200]}",
+        raise ModelError(f"cannot load its ONNX graphs: {reason[:200]}",
                          path=str(path)) from None

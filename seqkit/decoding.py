@@ -155,3 +155,44 @@ def sample(step: Step, states: list, tokens: np.ndarray, steps: int, *,
             tokens = np.minimum((cumulative < draws).sum(axis=-1),
                                 probs.shape[-1] - 1).astype(np.int32)
         yield tokens
+
+
+class StepDecoder:
+    """The step model as a `Step` in NumPy, and greedy or beam search with it.
+
+    States passed around are [*decoder states, *context]; step returns the context as is.
+    `banned` ids (padding, unknown, start of sentence) are never produced.
+    """
+
+    def __init__(self, step_model, state_count: int, banned: Sequence[int]):
+        """step_model: a Keras model (run as a tf.function), or its ONNX graph
+        (seqkit.graphs.Graph, run on ONNX Runtime: no TensorFlow)."""
+        from seqkit.graphs import Graph
+
+        self.step_model, self.state_count, self.banned = step_model, state_count, list(banned)
+        if isinstance(step_model, Graph):
+            self._step = lambda *xs: step_model.predict_on_batch(list(xs))
+            return
+        import tensorflow as tf
+
+        spec = [tf.TensorSpec(t.shape, t.dtype) for t in step_model.inputs]
+        self._step = tf.function(lambda *xs: step_model(list(xs), training=False),
+                                 input_signature=spec)
+
+    def step(self, tokens: np.ndarray, states: list) -> tuple[np.ndarray, list]:
+        n = self.state_count
+        out = self._step(tokens.reshape(-1, 1).astype(np.int32), *states)
+        logits = np.asarray(out[0])[:, 0, :].astype(np.float64)
+        logits[:, self.banned] = -np.inf
+        log_probs = logits - logits.max(axis=-1, keepdims=True)
+        log_probs -= np.log(np.exp(log_probs).sum(axis=-1, keepdims=True))
+        return log_probs, [np.asarray(s) for s in out[1:]] + states[n:]
+
+    def search(self, states: list, rows: int, bos: int, eos: int, limit: int,
+               beam_size: int = 1, n_best: int = 1, alpha: float = 0.6
+               ) -> list[list[Hypothesis]]:
+        """The n_best hypotheses of each row, best first (greedy when beam_size <= 1)."""
+        if beam_size <= 1:
+            return [[h] for h in greedy(self.step, states, rows, bos, eos, limit)]
+        return beam_search(self.step, states, rows, bos, eos, limit,
+                                    beam_size=beam_size, alpha=alpha, n_best=n_best)

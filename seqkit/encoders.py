@@ -199,7 +199,7 @@ class Captioner:
         features = keras.Input(shape=map_shape, name="features")
         states, context = start_states(features, spec, pooling, layers=trained)
         self.start_model = keras.Model(features, [*states, *context], name="start")
-        self.decoder = seq2seq.StepDecoder(
+        self.decoder = decoding.StepDecoder(
             seq2seq.build_step_model(trained, spec, map_shape[-1], with_mask=False),
             spec.state_count, banned=banned)
         self._start = tf.function(

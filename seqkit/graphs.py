@@ -5,6 +5,9 @@ run on ONNX Runtime, in a process that never imports TensorFlow.
                             ner's network up to the emission scores
                             lm's step model (tokens and states in; log-probabilities
                             and states out), for generate, score and evaluate
+    MODEL_DIR/encoder.onnx  translation: source ids -> the encoder's outputs and the decoder's
+    MODEL_DIR/decoder.onnx  start states; one decoder step (token, states, context -> logits,
+                            states), which decoding.py's greedy and beam search drive
     MODEL_DIR/crf.npz       ner with a CRF: its transition, start and end scores; Viterbi
                             decoding runs in NumPy (CRFGraph)
 
@@ -24,6 +27,7 @@ from typing import Any
 import numpy as np
 
 GRAPH_FILE = "model.onnx"
+ENCODER_FILE, DECODER_FILE = "encoder.onnx", "decoder.onnx"
 CRF_FILE = "crf.npz"
 BACKENDS = ("onnx", "keras")
 
@@ -112,9 +116,25 @@ def save_crf(path: str | Path, transitions, start, end) -> Path:
     return path
 
 
-def load(directory: str | Path):
-    """The directory's graph, with its CRF when it has one."""
+class EncoderDecoder:
+    """An encoder graph and a one-step decoder graph (translation)."""
+
+    def __init__(self, encoder: Graph, decoder: Graph):
+        self.encoder, self.decoder = encoder, decoder
+        self.state_count = sum(name.startswith("state_") for name in decoder.input_names)
+
+
+def present(directory: str | Path) -> bool:
     directory = Path(directory)
+    return (directory / GRAPH_FILE).is_file() or (directory / ENCODER_FILE).is_file()
+
+
+def load(directory: str | Path):
+    """The directory's graphs: one network (with its CRF when it has one), or an encoder
+    and a decoder step."""
+    directory = Path(directory)
+    if (directory / ENCODER_FILE).is_file():
+        return EncoderDecoder(Graph(directory / ENCODER_FILE), Graph(directory / DECODER_FILE))
     graph = Graph(directory / GRAPH_FILE)
     if (directory / CRF_FILE).is_file():
         with np.load(directory / CRF_FILE) as crf:
@@ -125,5 +145,5 @@ def load(directory: str | Path):
 def choose_backend(model_dir: str | Path, backend: str | None) -> str:
     """onnx when the directory has a graph, unless the caller asks for keras."""
     if backend is None:
-        return "onnx" if (Path(model_dir) / GRAPH_FILE).is_file() else "keras"
+        return "onnx" if present(model_dir) else "keras"
     return backend

@@ -10,12 +10,9 @@ decoding runs; and the NumPy step function around it that `seqkit.decoding` sear
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import keras
-import numpy as np
 
-from seqkit import decoding
 from seqkit.backbones import BackboneSpec, rnn_layer
 
 ATTENTIONS = ("bahdanau", "luong", "none")
@@ -140,37 +137,3 @@ def build_step_model(model: keras.Model, spec: DecoderSpec, memory_units: int = 
 def loss() -> keras.losses.Loss:
     # id 0 is padding: it counts neither in the loss nor in its mean
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
-
-
-class StepDecoder:
-    """The step model as a `decoding.Step` in NumPy, and greedy or beam search with it.
-
-    States passed around are [*decoder states, *context]; step returns the context as is.
-    `banned` ids (padding, unknown, start of sentence) are never produced.
-    """
-
-    def __init__(self, step_model: keras.Model, state_count: int, banned: Sequence[int]):
-        import tensorflow as tf
-
-        self.step_model, self.state_count, self.banned = step_model, state_count, list(banned)
-        spec = [tf.TensorSpec(t.shape, t.dtype) for t in step_model.inputs]
-        self._step = tf.function(lambda *xs: step_model(list(xs), training=False),
-                                 input_signature=spec)
-
-    def step(self, tokens: np.ndarray, states: list) -> tuple[np.ndarray, list]:
-        n = self.state_count
-        out = self._step(tokens.reshape(-1, 1).astype(np.int32), *states)
-        logits = np.asarray(out[0])[:, 0, :].astype(np.float64)
-        logits[:, self.banned] = -np.inf
-        log_probs = logits - logits.max(axis=-1, keepdims=True)
-        log_probs -= np.log(np.exp(log_probs).sum(axis=-1, keepdims=True))
-        return log_probs, [np.asarray(s) for s in out[1:]] + states[n:]
-
-    def search(self, states: list, rows: int, bos: int, eos: int, limit: int,
-               beam_size: int = 1, n_best: int = 1, alpha: float = 0.6
-               ) -> list[list[decoding.Hypothesis]]:
-        """The n_best hypotheses of each row, best first (greedy when beam_size <= 1)."""
-        if beam_size <= 1:
-            return [[h] for h in decoding.greedy(self.step, states, rows, bos, eos, limit)]
-        return decoding.beam_search(self.step, states, rows, bos, eos, limit,
-                                    beam_size=beam_size, alpha=alpha, n_best=n_best)

@@ -142,7 +142,8 @@ def test_damaged_or_foreign_model_dir(sentiment_model, tmp_path, cli):
     assert "cannot load model.keras" in one_error_line(
         cli("sentiment", "predict", broken, "-", "--backend", "keras"))
     (broken / "model.onnx").write_bytes(b"not a graph")  # the default backend's file
-    assert "cannot load model.onnx" in one_error_line(cli("sentiment", "predict", broken, "-"))
+    assert "cannot load its ONNX graphs" in one_error_line(
+        cli("sentiment", "predict", broken, "-"))
     (broken / "preprocessor.json").unlink()
     assert "missing preprocessor.json" in one_error_line(cli("sentiment", "predict", broken))
     foreign = tmp_path / "foreign"

@@ -142,7 +142,8 @@ def test_train_save_load_predict_round_trip(case, data_dir, tmp_path):
     out = tmp_path / "model"
     case.train(data_dir, out)
     graphs = {"sentiment": ["model.onnx"], "ner": ["model.onnx", "crf.npz"],
-              "lm": ["model.onnx"]}.get(case.name, [])
+              "lm": ["model.onnx"], "translation": ["decoder.onnx", "encoder.onnx"]
+              }.get(case.name, [])
     assert sorted(p.name for p in out.iterdir()) == sorted([
         "config.toml", "metrics.json", "model.keras", "preprocessor.json", *graphs])
     assert not (tmp_path / "model.partial").exists()

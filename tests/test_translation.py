@@ -329,3 +329,32 @@ def test_train_from_two_files_reversed(tmp_path, cli):
     pre = json.loads((tmp_path / "m" / "preprocessor.json").read_text(encoding="utf-8"))
     assert pre["reverse"] is True and "汤" in pre["source"]["vocab"]["tokens"]
     assert pre["source"]["tokenizer"] == pre["target"]["tokenizer"] == "char"
+
+
+def test_onnx_backend_translates_as_keras_does(mt_model, mt_data, tmp_path, cli):
+    """Training writes encoder.onnx and decoder.onnx; the NumPy search over them (no
+    TensorFlow in the process) gives Keras's greedy and beam translations, and scores within
+    1e-4 (2e-4 between the 4-decimal outputs)."""
+    import subprocess
+    import sys
+
+    assert (mt_model / "encoder.onnx").is_file() and (mt_model / "decoder.onnx").is_file()
+    src = tmp_path / "src.txt"
+    src.write_text("Tom likes tea.\n\nI buy rice.\nunseen words 未见\n", encoding="utf-8")
+    for beam in ("1", "3"):
+        args = ("translation", "predict", mt_model, src, "--format", "jsonl", "--beam-size",
+                beam, "--n-best", beam)
+        runs = {b: [json.loads(line) for line in cli(*args, "--backend", b).out.splitlines()]
+                for b in ("onnx", "keras")}
+        assert len(runs["onnx"]) == len(runs["keras"]) == 4
+        for a, b in zip(runs["onnx"], runs["keras"]):
+            assert a["translation"] == b["translation"]
+            if a["score"] is not None:
+                assert abs(a["score"] - b["score"]) <= 2e-4
+    code = ("import sys; from seqkit.cli import run; "
+            f"rc = run(['translation', 'predict', {str(mt_model)!r}, {str(src)!r}]); "
+            "print('LOADED' if {'tensorflow', 'keras'} & set(sys.modules) else 'CLEAN', rc, "
+            "file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stderr.strip().endswith("CLEAN 0"), proc.stderr

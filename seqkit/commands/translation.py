@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from seqkit import choices
-from seqkit.commands.common import add_evaluate, add_train, apply_options, task_module
+from seqkit.commands.common import (BACKEND_OPTION, add_evaluate, add_export, add_train,
+                                   apply_options, task_module)
 
 TOKENIZER_CHOICES = click.Choice(choices.SIDE_TOKENIZERS)
 PAIR_OPTIONS = ("source_file", "target_file", "reverse", "skip_bad_lines", "encoding")
@@ -97,7 +98,7 @@ def _show(result: dict) -> str:
 
 add_evaluate(
     group, "translation", metavar="[DATA]", required=False, data_options=[pair_options],
-    source=_source, show=_show, batch_size=64, options=[
+    source=_source, show=_show, batch_size=64, load_options=[BACKEND_OPTION], options=[
         *DECODE_OPTIONS,
         click.option("--target-lang", help="Target language code (zh picks sacreBLEU's zh "
                                            "tokenizer); default: detected from the "
@@ -117,8 +118,9 @@ add_evaluate(
               show_default=True, help="text: one translation per line; jsonl: with its "
                                       "score (log-probability).")
 @click.option("--encoding", help="Text encoding of the input (default UTF-8).")
+@BACKEND_OPTION
 def predict_command(model_dir, input_path, beam_size, max_length, batch_size, n_best, fmt,
-                    encoding):
+                    encoding, backend):
     """Translate each line of INPUT (stdin if omitted or -): one line out per line in,
     in order, written as it goes; an empty line gives an empty line."""
     import sys
@@ -129,7 +131,7 @@ def predict_command(model_dir, input_path, beam_size, max_length, batch_size, n_
     if n_best > 1 and fmt == "text":
         raise click.UsageError("--n-best lists several translations per line: use "
                                "--format jsonl")
-    predictor = task_module("translation").Predictor(model_dir, batch_size)
+    predictor = task_module("translation").Predictor(model_dir, batch_size, backend)
     writer = RecordWriter(sys.stdout, "jsonl", []) if fmt == "jsonl" else None
     for records in lifecycle.stream(predictor, input_path, read={"encoding": encoding},
                                     beam_size=beam_size, n_best=n_best, max_length=max_length):
@@ -139,3 +141,6 @@ def predict_command(model_dir, input_path, beam_size, max_length, batch_size, n_
             else:
                 sys.stdout.write(r["translation"].replace("\n", " ") + "\n")
         sys.stdout.flush()
+
+
+add_export(group, "translation")

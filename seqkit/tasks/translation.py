@@ -12,6 +12,7 @@ or sentencepiece subwords trained on the training data) and vocabulary.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Sequence
 
@@ -259,22 +260,31 @@ def _batches(pre: Preprocessor, pairs: Pairs, config: Config, shuffle: bool) -> 
 class Translator:
     """Encoder and decoder-step models around a trained model; decodes in NumPy."""
 
-    def __init__(self, model: keras.Model, config: Config, pre: Preprocessor):
-        import tensorflow as tf
-
-        from seqkit import seq2seq
+    def __init__(self, model, config: Config, pre: Preprocessor):
+        """model: the trained Keras model, or its ONNX graphs (seqkit.graphs.EncoderDecoder:
+        then TensorFlow is not imported)."""
+        from seqkit.graphs import EncoderDecoder
 
         self.config, self.pre = config, pre
-        self.encoder = model.get_layer("encoder")
-        spec = decoder_spec(config, pre)
-        memory_units = self.encoder.output[0].shape[-1] if config.attention != "none" else 0
         vocab = pre.target.vocab
-        self.decoder = seq2seq.StepDecoder(
-            seq2seq.build_step_model(model, spec, memory_units), spec.state_count,
-            banned=[vocab.pad_id, vocab.unk_id, pre.bos_id])
+        banned = [vocab.pad_id, vocab.unk_id, pre.bos_id]
+        if isinstance(model, EncoderDecoder):
+            self.encoder, self._encode = None, model.encoder.predict_on_batch
+            self.decoder = decoding.StepDecoder(model.decoder, model.state_count, banned)
+        else:
+            import tensorflow as tf
+
+            from seqkit import seq2seq
+
+            self.encoder = model.get_layer("encoder")
+            spec = decoder_spec(config, pre)
+            memory_units = self.encoder.output[0].shape[-1] if config.attention != "none" \
+                else 0
+            self.decoder = decoding.StepDecoder(
+                seq2seq.build_step_model(model, spec, memory_units), spec.state_count, banned)
+            self._encode = tf.function(lambda x: self.encoder(x, training=False),
+                                       reduce_retracing=True)
         self.step, self.banned = self.decoder.step, self.decoder.banned
-        self._encode = tf.function(lambda x: self.encoder(x, training=False),
-                                   reduce_retracing=True)
 
     def start(self, source_ids: Sequence[Sequence[int]]) -> list[np.ndarray]:
         """Decoder start states then context, one row per source (sources non-empty)."""
@@ -310,6 +320,19 @@ class Translator:
                                    self.config.length_alpha)
 
 
+def export(model: keras.Model, config: Config, pre: Preprocessor, directory) -> Path:
+    """The encoder and the one-step decoder as encoder.onnx and decoder.onnx, which the
+    NumPy search drives in predict and evaluate without TensorFlow."""
+    from seqkit import graphs
+    from seqkit.batching import pad
+
+    translator, directory = Translator(model, config, pre), Path(directory)
+    graphs.export(translator.encoder, directory / graphs.ENCODER_FILE, pad([[pre.bos_id]]))
+    token = np.array([[pre.bos_id]], dtype=np.int32)
+    return graphs.export(translator.decoder.step_model, directory / graphs.DECODER_FILE,
+                         [token, *translator.start([[pre.bos_id]])])
+
+
 def decode(hypothesis: decoding.Hypothesis, pre: Preprocessor) -> dict:
     return {"translation": pre.target.detokenize(hypothesis.tokens),
             "score": round(hypothesis.score, 4)}
@@ -340,8 +363,10 @@ def describe(scores: dict) -> str:
 class Predictor(artifacts.Handle):
     """A loaded model that translates sentences in batches."""
 
-    def __init__(self, model_dir: str, batch_size: int | None = None):
-        super().__init__(model_dir, NAME, Config, Preprocessor, batch_size or DECODE_BATCH)
+    def __init__(self, model_dir: str, batch_size: int | None = None,
+                 backend: str | None = None):
+        super().__init__(model_dir, NAME, Config, Preprocessor, batch_size or DECODE_BATCH,
+                         backend)
         self._translator: Translator | None = None
 
     @property
