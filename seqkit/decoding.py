@@ -196,3 +196,26 @@ class StepDecoder:
             return [[h] for h in greedy(self.step, states, rows, bos, eos, limit)]
         return beam_search(self.step, states, rows, bos, eos, limit,
                                     beam_size=beam_size, alpha=alpha, n_best=n_best)
+
+
+class Captioner:
+    """Captions a batch of images (or feature maps): `start` maps it to the decoder's start
+    states and context (a Keras model or an ONNX graph), and a StepDecoder searches."""
+
+    def __init__(self, start: Callable, decoder: StepDecoder, bos: int, eos: int,
+                 alpha: float = 0.6):
+        self.start, self.decoder = start, decoder
+        self.bos, self.eos, self.alpha = bos, eos, alpha
+
+    def search(self, inputs: np.ndarray, limit: int, beam_size: int = 1, n_best: int = 1,
+               batch_size: int = 64) -> list[list[Hypothesis]]:
+        """For each image (or feature map), its n_best hypotheses of at most `limit`
+        tokens, best first (greedy when beam_size is 1)."""
+        results = []
+        for first in range(0, len(inputs), batch_size):
+            batch = np.asarray(inputs[first:first + batch_size], dtype=np.float32)
+            out = self.start(batch)
+            states = [np.asarray(s) for s in (out if isinstance(out, (list, tuple)) else [out])]
+            results += self.decoder.search(states, len(batch), self.bos, self.eos, limit,
+                                           beam_size, n_best, self.alpha)
+        return results

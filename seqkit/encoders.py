@@ -14,6 +14,7 @@ An image encoder: an image (batch, size, size, 3), RGB values 0-255, becomes a f
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import keras
@@ -184,37 +185,42 @@ def assemble(encoder: keras.Model | None, captioner: keras.Model,
                        name="caption")
 
 
-class Captioner:
-    """Encoder, start and decoder-step models around a trained caption model (its layers
-    "encoder" and "captioner"); searches for each image's captions in NumPy."""
+def keras_captioner(model: keras.Model, spec: seq2seq.DecoderSpec, pooling: str,
+                    bos: int, eos: int, banned: Sequence[int], alpha: float = 0.6
+                    ) -> decoding.Captioner:
+    """The inference models around a trained caption model (its layers "encoder" and
+    "captioner"): image (or feature map) -> the decoder's start states and context, and one
+    decoder step; the NumPy search runs them. The start model is kept as `.start_model`
+    (for export)."""
+    import tensorflow as tf
 
-    def __init__(self, model: keras.Model, spec: seq2seq.DecoderSpec, pooling: str,
-                 bos: int, eos: int, banned: Sequence[int], alpha: float = 0.6):
-        import tensorflow as tf
+    encoder = model.get_layer("encoder")
+    trained = model.get_layer("captioner")
+    map_shape = encoder.output.shape[1:]
+    features = keras.Input(shape=map_shape, name="features")
+    states, context = start_states(features, spec, pooling, layers=trained)
+    start = keras.Model(features, [*states, *context], name="start")
+    images = keras.Input(shape=encoder.input.shape[1:], name="images")
+    start_model = keras.Model(images, start(encoder(images)), name="encode_and_start")
+    decoder = decoding.StepDecoder(
+        seq2seq.build_step_model(trained, spec, map_shape[-1], with_mask=False),
+        spec.state_count, banned=banned)
+    captioner = decoding.Captioner(
+        tf.function(lambda x: start_model(x, training=False), reduce_retracing=True),
+        decoder, bos, eos, alpha)
+    captioner.start_model = start_model
+    return captioner
 
-        self.bos, self.eos, self.alpha = bos, eos, alpha
-        self.encoder = model.get_layer("encoder")
-        trained = model.get_layer("captioner")
-        map_shape = self.encoder.output.shape[1:]
-        features = keras.Input(shape=map_shape, name="features")
-        states, context = start_states(features, spec, pooling, layers=trained)
-        self.start_model = keras.Model(features, [*states, *context], name="start")
-        self.decoder = decoding.StepDecoder(
-            seq2seq.build_step_model(trained, spec, map_shape[-1], with_mask=False),
-            spec.state_count, banned=banned)
-        self._start = tf.function(
-            lambda x: self.start_model(self.encoder(x, training=False), training=False),
-            reduce_retracing=True)
 
-    def search(self, inputs: np.ndarray, limit: int, beam_size: int = 1, n_best: int = 1,
-               batch_size: int = 64) -> list[list[decoding.Hypothesis]]:
-        """For each image (or feature map), its n_best hypotheses of at most `limit`
-        tokens, best first (greedy when beam_size is 1)."""
-        results = []
-        for start in range(0, len(inputs), batch_size):
-            batch = np.asarray(inputs[start:start + batch_size], dtype=np.float32)
-            out = self._start(batch)
-            states = [np.asarray(s) for s in (out if isinstance(out, (list, tuple)) else [out])]
-            results += self.decoder.search(states, len(batch), self.bos, self.eos, limit,
-                                           beam_size, n_best, self.alpha)
-        return results
+def export_captioner(captioner: decoding.Captioner, bos: int, directory) -> Path:
+    """A Keras captioner's graphs (seqkit.graphs): encoder.onnx (image or features -> the
+    decoder's start states and context) and decoder.onnx (one step), for predict and
+    evaluate without TensorFlow."""
+    from seqkit import graphs
+
+    directory = Path(directory)
+    sample = np.zeros((1, *captioner.start_model.input.shape[1:]), dtype=np.float32)
+    graphs.export(captioner.start_model, directory / graphs.ENCODER_FILE, sample)
+    token = np.array([[bos]], dtype=np.int32)
+    return graphs.export(captioner.decoder.step_model, directory / graphs.DECODER_FILE,
+                         [token, *captioner.start(sample)])

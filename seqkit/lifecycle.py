@@ -17,14 +17,14 @@ every task (the contract; `seqkit.tasks.TASKS` lists them):
                             it monitors, and how the fitted model becomes the saved one
     score(model, config, pre, data, **options) -> dict      validation and evaluate scores
     describe(scores) -> str                     the line logged after training
-    export(model, config, pre, directory)       optional: ONNX graphs (seqkit.graphs) beside
+    export(model, config, pre, directory)       ONNX graphs (seqkit.graphs) beside
                             model.keras, written when training completes and by `seqkit TASK
                             export`; the Predictor then runs them without TensorFlow
     Predictor(model_dir, batch_size, **options) .predict(items, **options) -> records,
                             .chunks(input, chunk_size, **options) -> lists of items
 
-Everything but `prepare`, `score` and the Predictor's model imports neither TensorFlow nor
-Keras. Training reads all data first (bad data fails before anything is written), then
+Everything but `prepare`, `export` and the Predictor's Keras backend imports neither
+TensorFlow nor Keras. Training reads all data first (bad data fails before anything is written), then
 starts or resumes MODEL_DIR.partial, seeds, splits, fits or reloads the preprocessor, fits,
 scores and renames the directory into place (seqkit.artifacts).
 """
@@ -85,8 +85,7 @@ def train(task, source, out_dir: str | Path, config, *, valid=None, force: bool 
     model = plan.finish(fitted)
     scores = task.score(model, config, pre, valid_data)
     log.info("validation %s", task.describe(scores))
-    if hasattr(task, "export"):  # inference graphs, so that predict needs no TensorFlow
-        task.export(model, config, pre, work)
+    task.export(model, config, pre, work)  # ONNX graphs: predict needs no TensorFlow
     result = {"validation": scores, "training": summary}
     artifacts.complete(work, out_dir, task=task.NAME, model=model, preprocessor=pre.to_json(),
                        config=config, metrics=result)

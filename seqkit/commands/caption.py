@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from seqkit import choices
-from seqkit.commands.common import add_evaluate, add_train, apply_options, task_module
+from seqkit.commands.common import (BACKEND_OPTION, add_evaluate, add_export, add_train,
+                                   apply_options, task_module)
 
 SOURCE_OPTIONS = ("images_dir", "features", "feature_list", "skip_bad_images", "sep",
                   "encoding")
@@ -93,6 +94,7 @@ add_train(
 add_evaluate(
     group, "caption", data_options=[source_options], source=_source, show=_show,
     options=[BEAM_OPTION, MAX_LENGTH_OPTION], metavar="CAPTIONS", batch_size=64,
+    load_options=[BACKEND_OPTION],
     help="BLEU-1 to BLEU-4 (sacreBLEU, 0-100) of MODEL_DIR's captions against all reference "
          "captions of each image in CAPTIONS.")
 
@@ -115,6 +117,7 @@ add_evaluate(
 @click.option("--format", "fmt", type=click.Choice(["tsv", "jsonl"]), default="tsv",
               show_default=True, help="tsv: path<TAB>caption; jsonl: with the score "
                                       "(log-probability).")
+@BACKEND_OPTION
 def predict_command(model_dir, image_paths, beam_size, max_length, batch_size, fmt, **load):
     """Caption each IMAGE (or each path read from stdin, one per line, when none is given or
     IMAGE is -): one line out per image, in order, written as it goes."""
@@ -131,3 +134,6 @@ def predict_command(model_dir, image_paths, beam_size, max_length, batch_size, f
         for record in records:
             writer.write(record)
         writer.flush()
+
+
+add_export(group, "caption")

@@ -293,13 +293,28 @@ def _batches(pre: Preprocessor, inputs: np.ndarray, data: images.Captions, confi
 
 
 # 5. Decode and score -----------------------------------------------------------------------
-def make_captioner(model: keras.Model, config: Config, pre: Preprocessor):
-    """The inference models around a trained model (seqkit.encoders.Captioner)."""
-    from seqkit.encoders import Captioner
+def make_captioner(model, config: Config, pre: Preprocessor) -> decoding.Captioner:
+    """The search around a trained model (seqkit.encoders.keras_captioner), or around its
+    ONNX graphs (graphs.EncoderDecoder: no TensorFlow)."""
+    from seqkit.graphs import EncoderDecoder
 
     vocab = pre.captions.vocab
-    return Captioner(model, decoder_spec(config, pre), config.pooling, pre.bos_id, pre.eos_id,
-                     [vocab.pad_id, vocab.unk_id, pre.bos_id], config.length_alpha)
+    banned = [vocab.pad_id, vocab.unk_id, pre.bos_id]
+    if isinstance(model, EncoderDecoder):
+        return decoding.Captioner(model.encoder.predict_on_batch, decoding.StepDecoder(
+            model.decoder, model.state_count, banned), pre.bos_id, pre.eos_id,
+            config.length_alpha)
+    from seqkit.encoders import keras_captioner
+
+    return keras_captioner(model, decoder_spec(config, pre), config.pooling, pre.bos_id,
+                           pre.eos_id, banned, config.length_alpha)
+
+
+def export(model: keras.Model, config: Config, pre: Preprocessor, directory) -> Path:
+    """encoder.onnx and decoder.onnx (seqkit.encoders.export_captioner)."""
+    from seqkit.encoders import export_captioner
+
+    return export_captioner(make_captioner(model, config, pre), pre.bos_id, directory)
 
 
 def caption(captioner, config: Config, pre: Preprocessor, inputs: np.ndarray,
@@ -342,8 +357,9 @@ class Predictor(artifacts.Handle):
 
     def __init__(self, model_dir: str, batch_size: int | None = None, *,
                  images_dir: str | None = None, features: str | None = None,
-                 feature_list: str | None = None, skip_bad_images: bool = False):
-        super().__init__(model_dir, NAME, Config, Preprocessor, batch_size or 64)
+                 feature_list: str | None = None, skip_bad_images: bool = False,
+                 backend: str | None = None):
+        super().__init__(model_dir, NAME, Config, Preprocessor, batch_size or 64, backend)
         self.images_dir, self.features_path = images_dir, features
         self.bad = io.BadRecords(skip_bad_images, "image")
         self.features = None
