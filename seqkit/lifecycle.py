@@ -24,8 +24,8 @@ every task (the contract; `seqkit.tasks.TASKS` lists them):
                             .chunks(input, chunk_size, **options) -> lists of items
 
 Everything but `prepare`, `export` and the Predictor's Keras backend imports neither
-TensorFlow nor Keras. Training reads all data first (bad data fails before anything is written), then
-starts or resumes MODEL_DIR.partial, seeds, splits, fits or reloads the preprocessor, fits,
+TensorFlow nor Keras. Training reads all data first (bad data fails before anything is
+written), then starts or resumes MODEL_DIR.partial, seeds, splits, fits or reloads the preprocessor, fits,
 scores and renames the directory into place (seqkit.artifacts).
 """
 
