@@ -25,8 +25,8 @@ every task (the contract; `seqkit.tasks.TASKS` lists them):
 
 Everything but `prepare`, `export` and the Predictor's Keras backend imports neither
 TensorFlow nor Keras. Training reads all data first (bad data fails before anything is
-written), then starts or resumes MODEL_DIR.partial, seeds, splits, fits or reloads the preprocessor, fits,
-scores and renames the directory into place (seqkit.artifacts).
+written), then starts or resumes MODEL_DIR.partial, seeds, splits, fits or reloads the
+preprocessor, fits, scores, exports and renames the directory into place (seqkit.artifacts).
 """
 
 from __future__ import annotations
