@@ -422,3 +422,20 @@ def test_onnx_backend_tags_as_keras_does(model, data_dir, request, cli):
     args = ("ner", "predict", path, data, "--input-format", "conll", "--format", "conll")
     onnx, keras = cli(*args, "--backend", "onnx"), cli(*args, "--backend", "keras")
     assert onnx.code == keras.code == 0 and onnx.out == keras.out and onnx.out.strip()
+
+
+def test_entities_follow_seqeval():
+    """schemes.entities chunks tags as seqeval's get_entities does (the scores use seqeval;
+    predict does not import it): random, often ill-formed, sequences in every scheme."""
+    import random
+
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    rng = random.Random(0)
+    for scheme, prefixes in schemes.PREFIXES.items():
+        pool = ["O"] + [f"{p}-{t}" for p in prefixes for t in ("PER", "LOC")]
+        for _ in range(300):
+            tags = [rng.choice(pool) for _ in range(rng.randint(0, 9))]
+            expected = [(kind, start, end + 1) for kind, start, end in
+                        get_entities(schemes.to_conlleval(tags, scheme))]
+            assert schemes.entities(tags, scheme) == expected, (scheme, tags)
