@@ -64,8 +64,8 @@ def timed(command: list[str], stdin: Path) -> tuple[float, int]:
     return seconds, int(proc.stderr.decode().strip().splitlines()[-1]) // 1024
 
 
-def lines_file(directory: Path, lines: list[str], count: int) -> Path:
-    path = directory / f"lines-{count}.txt"
+def lines_file(directory: Path, name: str, lines: list[str], count: int) -> Path:
+    path = directory / f"{name}-{count}.txt"
     if not path.exists():
         with open(path, "w", encoding="utf-8") as out:
             for i in range(count):
@@ -85,8 +85,8 @@ def measure(name: str, model: Path, work: Path, args) -> dict:
     task, _, command, inputs, unit = SAMPLES[name]
     count = getattr(args, unit)
     row = {"task": name, "unit": unit}
-    one = lines_file(work, inputs[:1], 1)
-    many = lines_file(work, inputs, count)
+    one = lines_file(work, task, inputs[:1], 1)
+    many = lines_file(work, task, inputs, count)
     for backend in ("onnx", "keras"):
         run = seqkit(task, *command[:1], str(model), *command[1:], "--backend", backend)
         cold = [timed(run, one) for _ in range(args.repeats)]
@@ -97,8 +97,8 @@ def measure(name: str, model: Path, work: Path, args) -> dict:
     row["throughput_ratio"] = round(row["onnx_per_s"] / row["keras_per_s"], 2)
     if name == "sentiment" and args.big_lines:
         run = seqkit(task, "predict", str(model), "--backend", "onnx")
-        _, small = timed(run, lines_file(work, inputs, 10_000))
-        _, big = timed(run, lines_file(work, inputs, args.big_lines))
+        _, small = timed(run, lines_file(work, task, inputs, 10_000))
+        _, big = timed(run, lines_file(work, task, inputs, args.big_lines))
         row.update(rss_10k_mb=small, rss_big_mb=big, big_lines=args.big_lines)
     return row
 
