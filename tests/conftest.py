@@ -148,6 +148,19 @@ def run_subprocess(*args: str, stdin: str | bytes | None = None, **kwargs):
                           capture_output=True, timeout=300, **kwargs)
 
 
+def run_without_tensorflow(*args) -> subprocess.CompletedProcess:
+    """Run `seqkit ARGS` in a new process, check that it exited 0 without ever importing
+    TensorFlow or Keras, and return it (its stdout is the command's)."""
+    code = ("import sys; from seqkit.cli import run; "
+            f"rc = run({[str(a) for a in args]!r}); "
+            "print('LOADED' if {'tensorflow', 'keras'} & set(sys.modules) else 'CLEAN', rc, "
+            "file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stderr.strip().endswith("CLEAN 0"), proc.stderr
+    return proc
+
+
 def one_error_line(result: Result) -> str:
     """The one `seqkit: error:` line of a failed run (exit 1, no traceback)."""
     lines = result.err.strip().splitlines()

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from conftest import one_error_line, run_subprocess
+from conftest import one_error_line, run_subprocess, run_without_tensorflow
 
 
 def test_help_does_not_load_tensorflow():
@@ -276,19 +276,11 @@ def test_predict_answers_each_line_while_the_input_stays_open(sentiment_model):
 def test_predict_runs_the_onnx_graph_without_tensorflow(sentiment_model, tmp_path, cli):
     """Training writes model.onnx; predict runs it on ONNX Runtime in a process that never
     imports TensorFlow or Keras, with Keras's labels and probabilities within 1e-4."""
-    import subprocess
-    import sys
 
     assert (sentiment_model / "model.onnx").is_file()
     src = tmp_path / "in.txt"
     src.write_text("a lovely film\n\nawful acting\nwords never seen\n", encoding="utf-8")
-    code = ("import sys; from seqkit.cli import run; "
-            f"rc = run(['sentiment', 'predict', {str(sentiment_model)!r}, {str(src)!r}]); "
-            "print('LOADED' if {'tensorflow', 'keras'} & set(sys.modules) else 'CLEAN', rc, "
-            "file=sys.stderr)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.stderr.strip().endswith("CLEAN 0"), proc.stderr
+    proc = run_without_tensorflow("sentiment", "predict", sentiment_model, src)
     onnx = [json.loads(line) for line in proc.stdout.splitlines()]
     r = cli("sentiment", "predict", sentiment_model, src, "--backend", "keras")
     keras = [json.loads(line) for line in r.out.splitlines()]

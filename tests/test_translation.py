@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_subprocess
+from conftest import run_subprocess, run_without_tensorflow
 from seqkit import corpora, metrics
 from seqkit.errors import DataError
 
@@ -335,8 +335,6 @@ def test_onnx_backend_translates_as_keras_does(mt_model, mt_data, tmp_path, cli)
     """Training writes encoder.onnx and decoder.onnx; the NumPy search over them (no
     TensorFlow in the process) gives Keras's greedy and beam translations, and scores within
     1e-4 (2e-4 between the 4-decimal outputs)."""
-    import subprocess
-    import sys
 
     assert (mt_model / "encoder.onnx").is_file() and (mt_model / "decoder.onnx").is_file()
     src = tmp_path / "src.txt"
@@ -351,10 +349,4 @@ def test_onnx_backend_translates_as_keras_does(mt_model, mt_data, tmp_path, cli)
             assert a["translation"] == b["translation"]
             if a["score"] is not None:
                 assert abs(a["score"] - b["score"]) <= 2e-4
-    code = ("import sys; from seqkit.cli import run; "
-            f"rc = run(['translation', 'predict', {str(mt_model)!r}, {str(src)!r}]); "
-            "print('LOADED' if {'tensorflow', 'keras'} & set(sys.modules) else 'CLEAN', rc, "
-            "file=sys.stderr)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.stderr.strip().endswith("CLEAN 0"), proc.stderr
+    run_without_tensorflow("translation", "predict", mt_model, src)
