@@ -224,3 +224,15 @@ def export_captioner(captioner: decoding.Captioner, bos: int, directory) -> Path
     token = np.array([[bos]], dtype=np.int32)
     return graphs.export(captioner.decoder.step_model, directory / graphs.DECODER_FILE,
                          [token, *captioner.start(sample)])
+
+
+def word_log_odds(pre, data) -> np.ndarray:
+    """Log-odds of each word being in some caption of a training image: the word head's
+    starting bias. From zero (even odds) the bias of a rare word would take thousands of
+    steps to come down, and the head would learn word frequencies, not pictures."""
+    counts = np.zeros(len(pre.captions.vocab))
+    for captions in data.captions:
+        counts[list({i for c in captions for i in pre.encode(c)[1]})] += 1
+    share = np.clip(counts / max(len(data.captions), 1), 0.5 / max(len(data.captions), 1),
+                    1 - 0.5 / max(len(data.captions), 1))
+    return np.log(share / (1 - share)).astype(np.float32)

@@ -14,13 +14,13 @@ import io
 import json
 import logging
 import os
-import select
 import stat
 import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from seqkit.errors import DataError
+from seqkit.pipes import PipeReader, is_regular
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -105,58 +105,6 @@ class LineDecoder(io.TextIOBase):
         return line
 
 
-class PipeReader:
-    """Binary lines from a file descriptor (stdin, a FIFO), read in blocks, that can tell
-    whether another line is ready now: predict answers what it has when its input pauses,
-    instead of waiting for a full batch (`tail -f log | seqkit ... predict`)."""
-
-    BLOCK = 1 << 16
-
-    def __init__(self, fd: int, close: bool = False):
-        self.fd, self.close_fd = fd, close
-        self.buffer, self.start, self.searched, self.eof = bytearray(), 0, 0, False
-
-    def _newline(self) -> int:
-        at = self.buffer.find(b"\n", max(self.start, self.searched))
-        self.searched = len(self.buffer) if at < 0 else at
-        return at
-
-    def readline(self) -> bytes:
-        at = self._newline()
-        while at < 0 and not self.eof:
-            data = os.read(self.fd, self.BLOCK)
-            if data:
-                self.buffer += data
-                at = self._newline()
-            else:
-                self.eof = True
-        end = len(self.buffer) if at < 0 else at + 1
-        line = bytes(self.buffer[self.start:end])
-        self.start = end
-        if self.start > self.BLOCK:  # drop what was handed out
-            del self.buffer[:self.start]
-            self.searched -= self.start
-            self.start = 0
-        return line
-
-    def ready(self, timeout: float = 0.0) -> bool:
-        """A whole line (or the end) can be read without waiting longer than `timeout`."""
-        if self.eof or self._newline() >= 0:
-            return True
-        return bool(select.select([self.fd], [], [], timeout)[0])
-
-    def close(self) -> None:
-        if self.close_fd:
-            os.close(self.fd)
-
-
-def _is_regular(fd: int) -> bool:
-    try:
-        return stat.S_ISREG(os.fstat(fd).st_mode)
-    except OSError:
-        return False
-
-
 def open_text(path: str | Path, encoding: str | None = None) -> LineDecoder:
     """Open a file (or stdin for "-") for reading as text with line-exact decode errors.
     A pipe, FIFO or terminal is read through a PipeReader."""
@@ -165,7 +113,7 @@ def open_text(path: str | Path, encoding: str | None = None) -> LineDecoder:
             fd = sys.stdin.fileno()
         except (AttributeError, ValueError, OSError):  # stdin replaced (tests)
             return LineDecoder(sys.stdin.buffer, "-", encoding)
-        if _is_regular(fd):
+        if is_regular(fd):
             return LineDecoder(sys.stdin.buffer, "-", encoding)
         return LineDecoder(PipeReader(fd), "-", encoding)
     try:

@@ -271,7 +271,9 @@ def test_word_head_targets_are_the_words_of_all_the_images_captions(cap_data):
         words = {vocab.decode([i])[0] for i in np.flatnonzero(targets["words"][row])}
         assert words == {w for c in data.captions[image] for w in c.split()} | {caption.EOS}
     # the head starts from each word's share of the training images
-    share = 1 / (1 + np.exp(-caption.word_log_odds(pre, data)))
+    from seqkit.encoders import word_log_odds
+
+    share = 1 / (1 + np.exp(-word_log_odds(pre, data)))
     reds = sum("red" in cs[0] for cs in data.captions) / len(data.captions)
     assert 0 < reds < 1 and share[vocab.id("red")] == pytest.approx(reds, abs=1e-5)
     assert share[vocab.id("square")] == pytest.approx(1 - 0.5 / len(data.captions), abs=1e-5)

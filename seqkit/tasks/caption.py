@@ -225,7 +225,8 @@ def prepare(config: Config, pre: Preprocessor, train: Captioned, valid: Captione
     else:
         model, name = encoders.assemble(encoder, captioner, words=words), "image"
         if words and not resume:
-            model.get_layer("word_head").bias.assign(word_log_odds(pre, train.captions))
+            model.get_layer("word_head").bias.assign(
+                encoders.word_log_odds(pre, train.captions))
     loss, weights = seq2seq.loss(), None
     if words:  # binary cross-entropy is a mean over the words; the weight makes it their sum
         import keras
@@ -242,18 +243,6 @@ def prepare(config: Config, pre: Preprocessor, train: Captioned, valid: Captione
     return Plan(model, _batches(pre, inputs, train.captions, config, True, name),
                 _batches(pre, valid_inputs, valid.captions, config, False, name),
                 monitor="val_next_loss" if words else "val_loss", mode="min", finish=finish)
-
-
-def word_log_odds(pre: Preprocessor, data: images.Captions) -> np.ndarray:
-    """Log-odds of each word being in some caption of a training image: the word head's
-    starting bias. From zero (even odds) the bias of a rare word would take thousands of
-    steps to come down, and the head would learn word frequencies, not pictures."""
-    counts = np.zeros(len(pre.captions.vocab))
-    for captions in data.captions:
-        counts[list({i for c in captions for i in pre.encode(c)[1]})] += 1
-    share = np.clip(counts / max(len(data.captions), 1), 0.5 / max(len(data.captions), 1),
-                    1 - 0.5 / max(len(data.captions), 1))
-    return np.log(share / (1 - share)).astype(np.float32)
 
 
 def _batches(pre: Preprocessor, inputs: np.ndarray, data: images.Captions, config: Config,
