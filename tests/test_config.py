@@ -3,6 +3,7 @@ from dataclasses import dataclass
 import pytest
 
 from seqkit import config as configlib
+from seqkit.cli import TASKS
 from seqkit.errors import ConfigError
 
 
@@ -79,7 +80,7 @@ def test_dumps_reads_back_and_checks_task(tmp_path):
         configlib.resolve(Demo, saved, task="other")
 
 
-@pytest.mark.parametrize("task", ["sentiment", "ner", "translation", "caption", "lm"])
+@pytest.mark.parametrize("task", list(TASKS))
 def test_shipped_recipe_matches_config_defaults(task):
     import importlib
     from pathlib import Path
