@@ -2,7 +2,7 @@
 run on ONNX Runtime, in a process that never imports TensorFlow.
 
     MODEL_DIR/model.onnx    the network, variable batch and length: sentiment's classifier;
-                            ner's network up to the emission scores
+                            ner's network up to the emission scores;
                             lm's step model (tokens and states in; log-probabilities
                             and states out), for generate, score and evaluate
     MODEL_DIR/encoder.onnx  translation: source ids -> the encoder's outputs and the decoder's
@@ -122,6 +122,11 @@ class EncoderDecoder:
     def __init__(self, encoder: Graph, decoder: Graph):
         self.encoder, self.decoder = encoder, decoder
         self.state_count = sum(name.startswith("state_") for name in decoder.input_names)
+
+
+def remove(directory: str | Path) -> None:
+    for name in (GRAPH_FILE, ENCODER_FILE, DECODER_FILE, CRF_FILE):
+        (Path(directory) / name).unlink(missing_ok=True)
 
 
 def present(directory: str | Path) -> bool:

@@ -85,11 +85,26 @@ def train(task, source, out_dir: str | Path, config, *, valid=None, force: bool 
     model = plan.finish(fitted)
     scores = task.score(model, config, pre, valid_data)
     log.info("validation %s", task.describe(scores))
-    task.export(model, config, pre, work)  # ONNX graphs: predict needs no TensorFlow
+    export_graphs(task, model, config, pre, work)
     result = {"validation": scores, "training": summary}
     artifacts.complete(work, out_dir, task=task.NAME, model=model, preprocessor=pre.to_json(),
                        config=config, metrics=result)
     return result
+
+
+def export_graphs(task, model, config, pre, directory: Path) -> None:
+    """The task's ONNX graphs, so that predict needs no TensorFlow. A graph that does not
+    convert must not throw away a finished training: the model is saved without graphs,
+    with a warning naming the cause (predict then runs Keras; `seqkit TASK export` retries)."""
+    from seqkit import graphs
+
+    try:
+        task.export(model, config, pre, directory)
+    except Exception as exc:  # tf2onnx and ONNX raise many types
+        graphs.remove(directory)  # a half-written set would be taken for a whole one
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.warning("could not write the ONNX graphs (%s: %s); predict will use Keras",
+                    type(exc).__name__, reason[:200])
 
 
 def evaluate(task, model_dir: str | Path, source, *, batch_size: int | None = None,

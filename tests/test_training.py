@@ -300,3 +300,33 @@ def test_monitor_follows_keras_early_stopping_and_plateau(mode):
                 c.on_train_end()
             runs.append((epoch, rates, float(model.get_weights()[0].flat[0])))
         assert runs[0] == runs[1], (values, patience)
+
+
+def test_a_graph_that_does_not_convert_keeps_the_trained_model(data_dir, tmp_path,
+                                                                monkeypatch, caplog):
+    """An ONNX export failing at the end of a training (after a half-written graph) leaves a
+    complete model directory without graphs, a warning naming the cause, and a predict that
+    runs Keras."""
+    import logging
+
+    from seqkit import graphs
+    from seqkit.tasks import sentiment
+
+    def broken(model, config, pre, directory):
+        (directory / graphs.GRAPH_FILE).write_bytes(b"half")
+        raise ValueError("op Foo has no ONNX conversion")
+
+    monkeypatch.setattr(sentiment, "export", broken)
+    out = tmp_path / "m"
+    logger = logging.getLogger("seqkit")
+    logger.addHandler(caplog.handler)
+    try:
+        train_sentiment(data_dir / "train.csv", out, small_config(epochs=1))
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert "could not write the ONNX graphs (ValueError: op Foo has no ONNX conversion)" in \
+        caplog.text
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.toml", "metrics.json", "model.keras", "preprocessor.json"]
+    predictor = sentiment.Predictor(str(out))
+    assert predictor.backend == "keras" and predictor.predict(["a lovely film"])[0]["label"]
