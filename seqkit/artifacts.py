@@ -28,7 +28,7 @@ else:  # pragma: no cover
 
 from seqkit import __version__
 from seqkit import config as configlib
-from seqkit.errors import ConfigError, ModelError
+from seqkit.errors import ConfigError, ModelError, first_line
 
 MODEL_FILE = "model.keras"
 PREPROCESSOR_FILE = "preprocessor.json"
@@ -215,8 +215,8 @@ def load(model_dir: str | Path, task: str, config_cls, *,
                                                safe_mode=True,
                                                custom_objects=custom_objects)
     except Exception as exc:  # Keras raises many types for a corrupt archive
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load {MODEL_FILE}: {reason[:200]}",
+        reason = first_line(exc)
+        raise ModelError(f"cannot load {MODEL_FILE}: {reason}",
                          path=str(path)) from None
     return loaded
 
@@ -230,6 +230,6 @@ def _load_graph(path: Path, task: str):
     try:
         return graphs.load(path)
     except Exception as exc:  # ONNX Runtime raises its own types for a damaged graph
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load its ONNX graphs: {reason[:200]}",
+        reason = first_line(exc)
+        raise ModelError(f"cannot load its ONNX graphs: {reason}",
                          path=str(path)) from None

@@ -37,3 +37,9 @@ class ConfigError(SeqkitError):
 
 class ModelError(SeqkitError):
     """A model directory is missing, damaged, or belongs to another task."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """A foreign exception (Keras, ONNX Runtime, tf2onnx) as one line for a message."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]

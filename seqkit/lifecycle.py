@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from seqkit import artifacts
+from seqkit.errors import first_line
 
 log = logging.getLogger("seqkit")
 
@@ -102,9 +103,9 @@ def export_graphs(task, model, config, pre, directory: Path) -> None:
         task.export(model, config, pre, directory)
     except Exception as exc:  # tf2onnx and ONNX raise many types
         graphs.remove(directory)  # a half-written set would be taken for a whole one
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         log.warning("could not write the ONNX graphs (%s: %s); predict will use Keras",
-                    type(exc).__name__, reason[:200])
+                    type(exc).__name__, reason)
 
 
 def evaluate(task, model_dir: str | Path, source, *, batch_size: int | None = None,
