@@ -7,8 +7,9 @@
 For each task it trains a model on the project's sample data (or uses --model TASK=DIR),
 then runs its predict command (lm: score; translation greedy and beam 5) in new processes
 with `--backend onnx` and `--backend keras`: cold start (one input; median wall time and
-peak RSS of --repeats runs), throughput over --lines lines (sentiment, ner, lm), --sentences
-sentences (translation) or --images images (caption), and for sentiment peak RSS over
+peak RSS of --repeats runs), throughput (median of --runs runs) over --lines lines
+(sentiment, ner, lm), --sentences sentences (translation) or --images images (caption),
+and for sentiment peak RSS over
 10,000 lines against --big-lines lines (memory must stay flat). Run it on a quiet machine;
 it prints the load average before and after with the figures.
 """
@@ -92,7 +93,7 @@ def measure(name: str, model: Path, work: Path, args) -> dict:
         cold = [timed(run, one) for _ in range(args.repeats)]
         row[f"{backend}_cold_s"] = round(statistics.median(s for s, _ in cold), 2)
         row[f"{backend}_cold_mb"] = max(mb for _, mb in cold)
-        seconds, _ = timed(run, many)
+        seconds = statistics.median(timed(run, many)[0] for _ in range(args.runs))
         row[f"{backend}_per_s"] = round(count / seconds, 1)
     row["throughput_ratio"] = round(row["onnx_per_s"] / row["keras_per_s"], 2)
     if name == "sentiment" and args.big_lines:
@@ -112,7 +113,9 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=2_000)
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--big-lines", type=int, default=1_000_000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="cold starts per backend")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="throughput runs per backend (the median is shown)")
     args = parser.parse_args()
     given = dict(item.split("=", 1) for item in args.model)
     print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)

@@ -42,10 +42,11 @@ def pad_nested(seqs: Sequence[Sequence[Sequence[int]]], multiple: int = 8) -> np
     return out
 
 
-def pad_column(values: Sequence) -> np.ndarray:
+def pad_column(values: Sequence, multiple: int = 8) -> np.ndarray:
     """Pad one batch of a column: int sequences to 2-D, sequences of sequences to 3-D."""
     nested = any(len(s) and isinstance(s[0], (list, tuple, np.ndarray)) for s in values)
-    return pad_nested(values) if nested else pad(values)
+    return (pad_nested(values, multiple=multiple) if nested
+            else pad(values, multiple=multiple))
 
 
 class Batches:
@@ -235,13 +236,17 @@ def predict_padded(model, seqs: Sequence[Sequence[int]] | dict[str, Sequence],
     columns = seqs if isinstance(seqs, dict) else None
     seqs = next(iter(columns.values())) if columns else seqs
     order = np.argsort([len(s) for s in seqs], kind="stable")
+    # Keras retraces its function for each new shape; a graph on ONNX Runtime does not,
+    # and there the extra padded steps are only extra work.
+    multiple = getattr(model, "pad_multiple", 8)
     results: list = [None] * len(seqs)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         if columns:
-            batch = {k: pad_column([col[i] for i in idx]) for k, col in columns.items()}
+            batch = {k: pad_column([col[i] for i in idx], multiple)
+                     for k, col in columns.items()}
         else:
-            batch = pad([seqs[i] for i in idx])
+            batch = pad([seqs[i] for i in idx], multiple=multiple)
         out = np.asarray(model.predict_on_batch(batch))
         for row, i in zip(out, idx):
             results[i] = row[: len(seqs[i])] if row.ndim >= 2 else row

@@ -19,6 +19,7 @@ pads batches and decodes outputs (seqkit.batching.predict_padded) drives either.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from pathlib import Path
@@ -30,12 +31,24 @@ GRAPH_FILE = "model.onnx"
 ENCODER_FILE, DECODER_FILE = "encoder.onnx", "decoder.onnx"
 CRF_FILE = "crf.npz"
 BACKENDS = ("onnx", "keras")
+log = logging.getLogger("seqkit")
 
 
-def export(model, path: str | Path, sample: dict[str, np.ndarray]) -> Path:
+def export(model, path: str | Path, sample: dict[str, np.ndarray],
+           fused_rnn: bool = False) -> Path:
     """Write `model` (Keras) as an ONNX graph at `path`, atomically. `sample` is one batch of
-    inputs: a Keras model must have run once before it exports."""
+    inputs: a Keras model must have run once before it exports. With `fused_rnn`, a network
+    of features, a recurrent stack and a simple head gets ONNX's own LSTM/GRU/RNN operators
+    for its stack (seqkit.native_rnn); another network is written by tf2onnx whole."""
     path = Path(path)
+    if fused_rnn:
+        from seqkit import native_rnn
+
+        try:
+            return native_rnn.export(model, path, sample)
+        except native_rnn.Unsupported as exc:
+            log.debug("ONNX export of %s: tf2onnx's loops for its recurrent layers (%s)",
+                      model.name, exc)
     model.predict_on_batch(sample)
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
     with contextlib.redirect_stdout(sys.stderr):  # stdout is data
@@ -46,6 +59,8 @@ def export(model, path: str | Path, sample: dict[str, np.ndarray]) -> Path:
 
 class Graph:
     """An ONNX graph on ONNX Runtime's CPU provider, with Keras's predict_on_batch call."""
+
+    pad_multiple = 1  # no retracing: batches are padded to their longest input only
 
     def __init__(self, path: str | Path):
         import onnxruntime as ort
@@ -73,6 +88,8 @@ class CRFGraph:
     """An emission-score graph and a linear-chain CRF's scores, called like the Keras tagger
     whose CRF layer returns the Viterbi path one-hot (seqkit.crf); padding is token id 0."""
 
+    pad_multiple = Graph.pad_multiple
+
     def __init__(self, graph: Graph, transitions: np.ndarray, start: np.ndarray,
                  end: np.ndarray):
         self.graph = graph
@@ -81,30 +98,33 @@ class CRFGraph:
 
     def predict_on_batch(self, batch: dict) -> np.ndarray:
         emissions = np.asarray(self.graph.predict_on_batch(batch), dtype=np.float32)
-        lengths = (np.asarray(batch["tokens"]) != 0).sum(axis=1)
+        lengths = np.maximum((np.asarray(batch["tokens"]) != 0).sum(axis=1), 1)
+        paths = viterbi(emissions, lengths, self.transitions, self.start, self.end)
         out = np.zeros_like(emissions)  # (batch, time, tags) one-hot paths
-        for row, (scores, length) in enumerate(zip(emissions, lengths)):
-            path = viterbi(scores[:max(int(length), 1)], self.transitions, self.start,
-                           self.end)
-            out[row, np.arange(len(path)), path] = 1.0
-            out[row, len(path):, path[-1]] = 1.0  # padded steps repeat the last tag
+        np.put_along_axis(out, paths[:, :, None], 1.0, axis=2)
         return out
 
 
-def viterbi(emissions: np.ndarray, transitions: np.ndarray, start: np.ndarray,
-            end: np.ndarray) -> np.ndarray:
-    """The best tag path of one sequence, emissions (time, tags): in the order of operations
-    of seqkit.crf.viterbi, so that both pick the same path."""
-    delta = start + emissions[0]  # (tags,)
-    pointers = []
-    for emit in emissions[1:]:
-        scores = delta[:, None] + transitions  # (from, to)
-        pointers.append(scores.argmax(axis=0))
-        delta = scores.max(axis=0) + emit
-    path = [int((delta + end).argmax())]
-    for pointer in reversed(pointers):
-        path.append(int(pointer[path[-1]]))
-    return np.array(path[::-1], dtype=np.int64)
+def viterbi(emissions: np.ndarray, lengths: np.ndarray, transitions: np.ndarray,
+            start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """The best tag paths of a batch, emissions (batch, time, tags) and lengths >= 1:
+    (batch, time) tag ids, padded steps repeating the last tag. All rows step together;
+    the float operations per row are those of seqkit.crf.viterbi, so both pick the same
+    path (ties included)."""
+    batch, steps, _ = emissions.shape
+    rows = np.arange(batch)
+    delta = start + emissions[:, 0]  # (batch, tags)
+    pointers = np.empty((max(steps - 1, 0), batch, len(start)), dtype=np.int64)
+    for t in range(1, steps):
+        scores = delta[:, :, None] + transitions  # (batch, from, to)
+        live = (t < lengths)[:, None]
+        pointers[t - 1] = np.where(live, scores.argmax(axis=1), np.arange(len(start)))
+        delta = np.where(live, scores.max(axis=1) + emissions[:, t], delta)
+    paths = np.empty((batch, steps), dtype=np.int64)
+    paths[:, -1] = (delta + end).argmax(axis=1)
+    for t in range(steps - 1, 0, -1):
+        paths[:, t - 1] = pointers[t - 1][rows, paths[:, t]]
+    return paths
 
 
 def save_crf(path: str | Path, transitions, start, end) -> Path:

@@ -13,6 +13,7 @@ only, so the word features stay pure Python and NumPy.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from pathlib import Path
@@ -38,6 +39,7 @@ def word_key(token: str, lowercase: bool) -> str:
     return _DIGIT.sub("0", token.lower() if lowercase else token)
 
 
+@functools.lru_cache(maxsize=65536)  # words repeat: predict asks for the same ones often
 def word_shape(token: str) -> int:
     """The index in SHAPES of a token's casing class."""
     if token.isdigit():
@@ -218,4 +220,4 @@ def export(model: keras.Model, config, pre, directory) -> Path:
         model = keras.Model(model.inputs, model.get_layer("emissions").output)
     else:
         (directory / graphs.CRF_FILE).unlink(missing_ok=True)
-    return graphs.export(model, directory / graphs.GRAPH_FILE, sample)
+    return graphs.export(model, directory / graphs.GRAPH_FILE, sample, fused_rnn=True)

@@ -276,7 +276,7 @@ def export(model: keras.Model, config: Config, pre: Preprocessor, directory) -> 
     from seqkit import graphs
 
     sample = {name: pad(column) for name, column in pre.encode(["a"]).items()}
-    return graphs.export(model, Path(directory) / graphs.GRAPH_FILE, sample)
+    return graphs.export(model, Path(directory) / graphs.GRAPH_FILE, sample, fused_rnn=True)
 
 
 # 6. Predict ----------------------------------------------------------------------------------
