@@ -12,14 +12,16 @@ half-written model under the final name.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
 import shutil
 import sys
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,23 +46,81 @@ def partial_dir(out_dir: str | Path) -> Path:
     return out.with_name(out.name + ".partial")
 
 
-def start_run(out_dir: str | Path, *, force: bool = False, resume: bool = False) -> Path:
-    """Check that training may write `out_dir` and return the working directory."""
-    out, work = Path(out_dir), partial_dir(out_dir)
-    if resume:
-        if not (work / "checkpoints" / "state.json").exists():
-            raise ConfigError(f"nothing to resume: {work} holds no checkpoint; "
-                              "run without --resume to start training")
+@contextlib.contextmanager
+def training_lock(out_dir: str | Path) -> Iterator[None]:
+    """Hold `.NAME.lock` beside MODEL_DIR while a run trains into it, so that a second run
+    into the same directory refuses at once instead of deleting the first one's work. The
+    kernel releases the lock when the process dies, kill -9 included; the file is removed
+    at the end (and a file another process removed meanwhile is taken again)."""
+    import fcntl
+
+    out = Path(out_dir)
+    path = out.with_name(f".{out.name}.lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+        reason = f"{blocking} is a file" if blocking else exc.strerror or first_line(exc)
+        raise ConfigError(f"cannot create the folder of -o {out}: {reason}") from None
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ConfigError(f"cannot write beside -o {out} ({path.name}): "
+                              f"{exc.strerror or first_line(exc)}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise ConfigError(f"another seqkit process (pid {holder}) is training into {out}; "
+                              "wait for it to finish or choose another -o") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder before us removed this file as we opened it: try again
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def resumable(out_dir: str | Path) -> Path | None:
+    """The working directory of an interrupted run into `out_dir` that finished an epoch
+    (a run stopped before that has nothing worth keeping: it starts over)."""
+    work = partial_dir(out_dir)
+    if all((work / name).is_file() for name in (CONFIG_FILE, PREPROCESSOR_FILE,
+                                                 "checkpoints/state.json")):
         return work
+    return None
+
+
+def check_output(out_dir: str | Path, *, force: bool = False) -> None:
+    """Refuse, before any work, a new run into a finished or interrupted model directory
+    (unless forced)."""
+    out, work = Path(out_dir), partial_dir(out_dir)
     if out.exists() and not force:
         raise ConfigError(f"{out} already exists; pass --force to overwrite it or choose "
                           "another -o")
+    # a run that stopped before its first checkpoint (e.g. on bad data) holds nothing worth
+    # keeping; one with a checkpoint is only replaced on request
+    if (work / "checkpoints" / "state.json").exists() and not force:
+        raise ConfigError(f"{work} holds an interrupted run; pass --resume to continue it or "
+                          "--force to start over")
+
+
+def start_run(out_dir: str | Path, *, force: bool = False) -> Path:
+    """Check that a new training run may write `out_dir` and return its (new) working
+    directory."""
+    check_output(out_dir, force=force)
+    work = partial_dir(out_dir)
     if work.exists():
-        # a run that stopped before its first checkpoint (e.g. on bad data) holds nothing
-        # worth keeping; one with a checkpoint is only replaced on request
-        if (work / "checkpoints" / "state.json").exists() and not force:
-            raise ConfigError(f"{work} holds an interrupted run; pass --resume to continue "
-                              "it or --force to start over")
         shutil.rmtree(work)
     work.mkdir(parents=True)
     return work
@@ -126,14 +186,15 @@ def resume_config(work_dir: Path, task: str, given,
 
 
 def finish_run(work_dir: Path, out_dir: str | Path) -> Path:
-    """Drop the checkpoints and move the finished directory to its final name."""
+    """Move the finished directory to its final name, then drop its checkpoints: until the
+    move, an interrupted run can still be resumed from them."""
     work, out = Path(work_dir), Path(out_dir)
-    shutil.rmtree(work / "checkpoints", ignore_errors=True)
     old = None
     if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.replace(out, old)
     os.replace(work, out)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return out
@@ -161,7 +222,14 @@ class Handle:
         self.backend = graphs.choose_backend(model_dir, backend)
         loaded = load(model_dir, task, config_cls, backend=self.backend)
         self.model, self.config = loaded.model, loaded.config
-        self.pre = preprocessor_cls.from_json(loaded.preprocessor)
+        try:
+            self.pre = preprocessor_cls.from_json(loaded.preprocessor)
+        except KeyError as exc:
+            raise ModelError(f"damaged {PREPROCESSOR_FILE}: it has no {exc.args[0]!r}",
+                             path=str(model_dir)) from None
+        except (TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise ModelError(f"damaged {PREPROCESSOR_FILE}: {first_line(exc)}",
+                             path=str(model_dir)) from None
         self.batch_size = batch_size
 
 
@@ -210,6 +278,10 @@ def load(model_dir: str | Path, task: str, config_cls, *,
     for module in LAYER_MODULES:  # their custom layers register themselves on import
         importlib.import_module(module)
 
+    if not zipfile.is_zipfile(path / MODEL_FILE):
+        raise ModelError(f"{MODEL_FILE} is damaged: not a .keras (zip) archive; truncated or "
+                         "overwritten? Retrain, or copy the model directory again",
+                         path=str(path))
     try:
         loaded.model = keras.saving.load_model(path / MODEL_FILE, compile=False,
                                                safe_mode=True,

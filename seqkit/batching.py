@@ -53,8 +53,10 @@ class Batches:
     """Length-bucketed batches for `model.fit`, as a `tf.data.Dataset`.
 
     `columns` maps names to per-example values: lists of int sequences (padded per
-    batch) or scalars. `structure(batch)` turns a dict of padded arrays into what the
-    model takes, e.g. `lambda b: (b["tokens"], b["label"])`. Each epoch shuffles the
+    batch) or scalars. `structure(batch, rng)` turns a dict of padded arrays into what the
+    model takes, e.g. `lambda b, rng: (b["tokens"], b["label"])`; `rng` is a NumPy generator
+    seeded by (seed, epoch), for random changes to a batch (word dropout, image shifts) that
+    a resumed run repeats exactly. Each epoch shuffles the
     examples, sorts them by length within windows of 50 batches, and shuffles the
     batches, so padding stays small and the order still changes from epoch to epoch.
     """
@@ -62,7 +64,8 @@ class Batches:
     WINDOW = 50
 
     def __init__(self, columns: dict[str, Sequence], lengths: Sequence[int], batch_size: int,
-                 structure: Callable[[dict], tuple], shuffle: bool = True, seed: int = 0):
+                 structure: Callable[[dict, np.random.Generator], tuple],
+                 shuffle: bool = True, seed: int = 0):
         self.columns = {k: (v if _is_sequence_column(v) else np.asarray(v))
                         for k, v in columns.items()}
         self.lengths = np.asarray(lengths)
@@ -112,13 +115,15 @@ class Batches:
     def _generate(self):
         epoch = self.epoch
         self.epoch += 1
+        rng = np.random.default_rng([self.seed, epoch, 1])
         for idx in self.batch_indices(epoch):
-            yield self.structure(self.make_batch(idx))
+            yield self.structure(self.make_batch(idx), rng)
 
     def dataset(self) -> tf.data.Dataset:
         import tensorflow as tf
 
-        sample = self.structure(self.make_batch(np.arange(min(2, len(self.lengths)))))
+        sample = self.structure(self.make_batch(np.arange(min(2, len(self.lengths)))),
+                                np.random.default_rng(0))
         signature = tf.nest.map_structure(
             lambda a: tf.TensorSpec(shape=(None,) * a.ndim, dtype=tf.as_dtype(a.dtype)), sample)
         ds = tf.data.Dataset.from_generator(self._generate, output_signature=signature)

@@ -31,8 +31,19 @@ TASKS = {
 _state = {"debug": False}
 
 
+class _PipeClosed(Exception):
+    """stdout's reader went away (`| head`). Not an OSError: Click's main turns EPIPE into
+    exit code 1 before run() would see it."""
+
+
 class TaskGroup(click.Group):
     """Lists the task groups without importing them; imports one only when it runs."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            raise _PipeClosed() from exc
 
     def list_commands(self, ctx):
         return [*TASKS, *sorted(super().list_commands(ctx))]
@@ -114,6 +125,14 @@ def setup_logging(debug: bool, quiet: bool) -> None:
             logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _reader_gone() -> int:
+    """stdout's reader went away (`| head`): stop quietly, and keep Python from complaining
+    again when it flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 0
+
+
 def _fail(message: str, code: int) -> int:
     if _state["debug"]:
         import traceback
@@ -134,15 +153,15 @@ def run(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("seqkit: interrupted", err=True)
         return 130
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # usage errors too: one line, not Click's three
+        message = " ".join(exc.format_message().split())
+        ctx = getattr(exc, "ctx", None)
+        if isinstance(exc, click.UsageError) and ctx is not None:
+            message += f" (see '{ctx.command_path} --help')"
+        click.echo(f"seqkit: error: {message}", err=True)
         return exc.exit_code
-    except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly, and keep Python from
-        # complaining again when it flushes stdout at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
+    except (_PipeClosed, BrokenPipeError):
+        return _reader_gone()
     except SeqkitError as exc:
         return _fail(str(exc), 1)
     except MemoryError:
@@ -158,7 +177,12 @@ def main() -> None:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(encoding="utf-8")
     runtime.owns_process = True
-    sys.exit(run())
+    code = run()
+    try:  # what is still buffered, while a closed pipe can still be told apart
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _reader_gone() if code == 0 else code
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,11 @@ def read_recipe(path: str | Path, task: str | None = None) -> dict[str, Any]:
         raise ConfigError("no such recipe file", path=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not valid TOML: bytes {exc.object[exc.start:exc.start + 4]!r} "
+                          "are not UTF-8", path=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the recipe: {exc.strerror}", path=str(path)) from None
     meta = data.pop(META_TABLE, {})
     if task and meta.get("task") not in (None, task):
         raise ConfigError(

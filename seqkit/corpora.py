@@ -12,7 +12,7 @@ from typing import Iterator
 import numpy as np
 
 from seqkit.errors import DataError
-from seqkit.io import BadRecords, display_name, iter_lines, open_text
+from seqkit.io import BadRecords, display_name, iter_lines, open_text, warn_cut
 
 
 @dataclass
@@ -131,14 +131,16 @@ def _column(fields: list[str], number: int, role: str, option: str, path: str, l
 
 
 def iter_conll(path: str | Path, token_column: int = 1, tag_column: int | None = -1,
-               encoding: str | None = None) -> Iterator[Sentence]:
+               encoding: str | None = None, max_line_bytes: int | None = None
+               ) -> Iterator[Sentence]:
     """Stream the sentences of a CoNLL-style file: one token per line, columns separated
     by tabs (when the line has one) or runs of spaces, a blank line between sentences,
     `-DOCSTART-` lines skipped. Columns are numbered from 1; -1 is the last. With
     `tag_column` None, tags are not read (pre-tokenised input for predict).
-    Every line must have as many columns as the first."""
+    Every line must have as many columns as the first; with `max_line_bytes` longer lines
+    are cut (seqkit.io.LineDecoder)."""
     path = str(path)
-    stream = open_text(path, encoding)
+    stream = open_text(path, encoding, max_line_bytes)
     expected, first_line = None, 0
     tokens: list[str] = []
     tags: list[str] = []
@@ -170,6 +172,7 @@ def iter_conll(path: str | Path, token_column: int = 1, tag_column: int | None =
             lines.append(line_no)
         if tokens:
             yield Sentence(tokens, tags, lines)
+        warn_cut(stream)
     finally:
         if path != "-":
             stream.raw.close()

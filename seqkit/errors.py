@@ -39,7 +39,12 @@ class ModelError(SeqkitError):
     """A model directory is missing, damaged, or belongs to another task."""
 
 
-def first_line(exc: BaseException, limit: int = 200) -> str:
-    """A foreign exception (Keras, ONNX Runtime, tf2onnx) as one line for a message."""
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """A foreign exception (Keras, ONNX Runtime, tf2onnx) as one line for a message: its
+    first line, cut after the last whole sentence that fits in `limit` characters."""
     text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+    line = text.splitlines()[0].strip() if text else type(exc).__name__
+    if len(line) <= limit:
+        return line
+    end = line.rfind(". ", 0, limit)
+    return line[:end + 1] if end > 0 else line[:limit - 3].rstrip() + "..."

@@ -61,9 +61,8 @@ def read_captions(path: str | Path, sep: str | None = None, encoding: str | None
     path = str(path)
     frame = io.read_table(path, sep, encoding)
     columns = list(frame.columns)
-    icol = io.pick_column(columns, image_column, IMAGE_COLUMNS, "image", path, "--image-column")
-    ccol = io.pick_column(columns, caption_column, CAPTION_COLUMNS, "caption", path,
-                          "--caption-column")
+    icol = io.pick_column(columns, image_column, IMAGE_COLUMNS, "image", path, None)
+    ccol = io.pick_column(columns, caption_column, CAPTION_COLUMNS, "caption", path, None)
     out, index = Captions(path), {}
     for i, (name, caption) in enumerate(zip(frame[icol].tolist(), frame[ccol].tolist())):
         line = i + 2  # the header is line 1

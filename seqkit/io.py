@@ -9,6 +9,7 @@ with or without a BOM unless --encoding says otherwise. Every error names FILE:L
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -27,6 +28,13 @@ if TYPE_CHECKING:
 
 # predict answers the lines it has once its input pauses this long (a pipe, a terminal)
 PAUSE_SECONDS = 0.05
+# Predict keeps at most this much of a line and skips the rest unread, so memory does not
+# follow a line's length. 1 MiB is some 150,000 English words, far past what a model reads:
+# sentiment and translation cut a text at a few hundred tokens, ner and lm read long lines
+# in windows, and a document on one line is rarely longer.
+MAX_LINE_BYTES = 1 << 20
+CHUNK_CHARS = 1 << 22  # a chunk of lines ends early past this many characters (4 long lines)
+SKIP_BLOCK = 1 << 16  # the rest of a cut line is read past in blocks of this size
 
 TEXT_COLUMNS = ("text", "sentence", "review", "content")
 LABEL_COLUMNS = ("label", "labels", "sentiment", "class")
@@ -40,13 +48,20 @@ def display_name(path: str | Path) -> str:
 
 class LineDecoder(io.TextIOBase):
     """A text stream over a binary one that decodes line by line, so a decoding error
-    is reported with its line number. Also counts lines for callers."""
+    is reported with its line number. Also counts lines for callers.
 
-    def __init__(self, raw: IO[bytes], path: str, encoding: str | None = None):
+    With `max_line_bytes`, a longer line is cut at the last whole character within it and
+    the rest is skipped unread (`cut_lines` counts them); `quote` (b'"' for CSV) closes a
+    quoted field left open by a cut, so the next line is still a row of its own."""
+
+    def __init__(self, raw: IO[bytes], path: str, encoding: str | None = None,
+                 max_line_bytes: int | None = None, quote: bytes | None = None):
         self.raw = raw
         self.path = path
         self.encoding_name = encoding or "utf-8"
         self.line_no = 0
+        self.max_line_bytes, self.quote, self.cut_lines = max_line_bytes, quote, 0
+        self._quoted = False  # inside a quoted field that goes on over the line end
         self._buffer = ""
         self._first = True
 
@@ -54,17 +69,33 @@ class LineDecoder(io.TextIOBase):
         return True
 
     def _decode_next(self) -> str:
-        data = self.raw.readline()
+        limit = self.max_line_bytes
+        data = self.raw.readline() if limit is None else self.raw.readline(limit + 1)
         if not data:
             return ""
         self.line_no += 1
+        cut, end = False, b""
+        if limit is not None and len(data) > limit and not data.endswith(b"\n"):
+            skipped, ended = self._skip_rest()
+            end = b"\n" if ended else b""
+            cut = bool(skipped) or data[limit:] != b"\r"  # not when only "\r\n" was past it
+            data = data[:limit] if cut else data + end
         if self._first:
             self._first = False
             if self.encoding_name.replace("_", "-").lower() in ("utf-8", "utf8") and \
                     data.startswith(b"\xef\xbb\xbf"):
                 data = data[3:]
+        if self.quote is not None:
+            self._quoted ^= data.count(self.quote) % 2 == 1
         try:
-            return data.decode(self.encoding_name)
+            if cut:  # a character split by the cut is left out
+                self.cut_lines += 1
+                text = codecs.getincrementaldecoder(self.encoding_name)().decode(data)
+                if self._quoted:  # close the field the cut left open
+                    text, self._quoted = text + self.quote.decode(), False
+                text += end.decode()
+            else:
+                text = data.decode(self.encoding_name)
         except UnicodeDecodeError as exc:
             raise DataError(
                 f"bytes {data[exc.start:exc.start + 4]!r} are not valid {self.encoding_name} "
@@ -73,6 +104,20 @@ class LineDecoder(io.TextIOBase):
             ) from None
         except LookupError:
             raise DataError(f"unknown encoding {self.encoding_name!r}", path=self.path) from None
+        if "\x00" in text:  # no text format holds one; it would end up inside tokens
+            raise DataError("holds a NUL byte: a binary file? expected text",
+                            path=self.path, line=self.line_no)
+        return text
+
+    def _skip_rest(self) -> tuple[int, bool]:
+        """Read past the rest of a line a block at a time: (bytes before its line end,
+        whether it had one)."""
+        count = 0
+        while block := self.raw.readline(SKIP_BLOCK):
+            if block.endswith(b"\n"):
+                return count + len(block.rstrip(b"\r\n")), True
+            count += len(block)
+        return count, False
 
     def readline(self, size: int = -1) -> str:
         if self._buffer:
@@ -105,22 +150,26 @@ class LineDecoder(io.TextIOBase):
         return line
 
 
-def open_text(path: str | Path, encoding: str | None = None) -> LineDecoder:
+def open_text(path: str | Path, encoding: str | None = None,
+              max_line_bytes: int | None = None) -> LineDecoder:
     """Open a file (or stdin for "-") for reading as text with line-exact decode errors.
-    A pipe, FIFO or terminal is read through a PipeReader."""
+    A pipe, FIFO or terminal is read through a PipeReader. `max_line_bytes`: see
+    LineDecoder."""
+    def decoder(raw, name: str) -> LineDecoder:
+        return LineDecoder(raw, name, encoding, max_line_bytes)
+
     if str(path) == "-":
         try:
             fd = sys.stdin.fileno()
         except (AttributeError, ValueError, OSError):  # stdin replaced (tests)
-            return LineDecoder(sys.stdin.buffer, "-", encoding)
+            return decoder(sys.stdin.buffer, "-")
         if is_regular(fd):
-            return LineDecoder(sys.stdin.buffer, "-", encoding)
-        return LineDecoder(PipeReader(fd), "-", encoding)
+            return decoder(sys.stdin.buffer, "-")
+        return decoder(PipeReader(fd), "-")
     try:
         if not Path(path).is_dir() and Path(path).exists() and \
                 not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO, /dev/stdin
-            return LineDecoder(PipeReader(os.open(path, os.O_RDONLY), close=True), str(path),
-                               encoding)
+            return decoder(PipeReader(os.open(path, os.O_RDONLY), close=True), str(path))
         raw = open(path, "rb")
     except FileNotFoundError:
         raise DataError("no such file", path=str(path)) from None
@@ -128,7 +177,7 @@ def open_text(path: str | Path, encoding: str | None = None) -> LineDecoder:
         raise DataError("is a directory, expected a file", path=str(path)) from None
     except PermissionError:
         raise DataError("permission denied", path=str(path)) from None
-    return LineDecoder(raw, str(path), encoding)
+    return decoder(raw, str(path))
 
 
 def resolve_sep(path: str | Path, sep: str | None, header_line: str | None = None) -> str:
@@ -199,8 +248,9 @@ def read_table(path: str | Path, sep: str | None = None, encoding: str | None = 
 
 
 def pick_column(columns: Sequence[str], requested: str | None, candidates: Sequence[str],
-                role: str, path: str, option: str) -> str:
-    """Find a column by the name asked for, else by a common name (case-insensitive)."""
+                role: str, path: str, option: str | None) -> str:
+    """Find a column by the name asked for, else by a common name (case-insensitive).
+    `option` is the command's option that names the column, None when it has none."""
     if requested is not None:
         if requested in columns:
             return requested
@@ -214,7 +264,8 @@ def pick_column(columns: Sequence[str], requested: str | None, candidates: Seque
             return lowered[name]
     raise DataError(
         f"cannot find the {role} column: none of {', '.join(candidates)}; columns found: "
-        f"{', '.join(map(repr, columns))}; name it with {option}",
+        f"{', '.join(map(repr, columns))}; "
+        + (f"name it with {option}" if option else "rename the column to one of those"),
         path=path, line=1,
     )
 
@@ -246,24 +297,28 @@ def read_text_label(path: str | Path, text_column: str | None = None,
 
 
 def iter_texts(path: str | Path, text_column: str | None = None, sep: str | None = None,
-               encoding: str | None = None, chunk_size: int = 1024) -> Iterator[list[str]]:
+               encoding: str | None = None, chunk_size: int = 1024,
+               max_line_bytes: int | None = None) -> Iterator[list[str]]:
     """Stream texts in chunks: one text per line, or the text column of a CSV/TSV.
 
-    Lines keep their position: an empty line yields an empty string, never a gap.
+    Lines keep their position: an empty line yields an empty string, never a gap. With
+    `max_line_bytes`, longer lines (rows) are cut (LineDecoder), with one warning at the end.
     """
     path = str(path)
     if not is_table(path, sep, text_column):
-        yield from iter_lines(path, encoding, chunk_size)
+        yield from iter_lines(path, encoding, chunk_size, max_line_bytes)
         return
     import pandas as pd
 
-    stream = open_text(path, encoding)
+    stream = open_text(path, encoding, max_line_bytes)
     try:
         header = stream.readline()
         if not header.strip():
             return
         stream._buffer = header
-        reader = _read_frame(stream, path, resolve_sep(path, sep, header), chunksize=chunk_size)
+        delimiter = resolve_sep(path, sep, header)
+        stream.quote = None if delimiter == "\t" else b'"'  # QUOTE_NONE for tabs
+        reader = _read_frame(stream, path, delimiter, chunksize=chunk_size)
         column = None
         try:
             for frame in reader:
@@ -274,36 +329,60 @@ def iter_texts(path: str | Path, text_column: str | None = None, sep: str | None
                 yield frame[column].fillna("").tolist()
         except pd.errors.ParserError as exc:
             raise _parser_error(exc, path) from None
+        warn_cut(stream)
     finally:
         if path != "-":
             stream.raw.close()
 
 
-def iter_lines(path: str | Path, encoding: str | None = None, chunk_size: int = 1024
-               ) -> Iterator[list[str]]:
-    """Stream the lines of a text file in chunks, without line ends; an empty line yields
-    an empty string, so output can line up with input."""
+def iter_lines(path: str | Path, encoding: str | None = None, chunk_size: int = 1024,
+               max_line_bytes: int | None = None) -> Iterator[list[str]]:
+    """Stream the lines of a text file in chunks (of chunk_size lines, fewer once they hold
+    CHUNK_CHARS), without line ends; an empty line yields an empty string, so output can
+    line up with input. With `max_line_bytes`, longer lines are cut (LineDecoder), with one
+    warning at the end."""
     path = str(path)
-    stream = open_text(path, encoding)
+    stream = open_text(path, encoding, max_line_bytes)
     ready = getattr(stream.raw, "ready", None)  # a pipe: answer what we have when it pauses
     try:
         chunk: list[str] = []
+        size = 0
         while True:
             if chunk and ready is not None and not ready(PAUSE_SECONDS):
                 yield chunk
-                chunk = []
+                chunk, size = [], 0
             line = stream.readline()
             if not line:
                 break
             chunk.append(line.rstrip("\r\n"))
-            if len(chunk) >= chunk_size:
+            size += len(line)
+            if len(chunk) >= chunk_size or size >= CHUNK_CHARS:
                 yield chunk
-                chunk = []
+                chunk, size = [], 0
         if chunk:
             yield chunk
+        warn_cut(stream)
     finally:
         if path != "-":
             stream.raw.close()
+
+
+def warn_cut(stream: LineDecoder) -> None:
+    """One warning for the lines a stream cut at its max_line_bytes, if any."""
+    if stream.cut_lines:
+        one = stream.cut_lines == 1
+        limit = _bytes(stream.max_line_bytes)
+        logging.getLogger("seqkit").warning(
+            "%s: %d line%s longer than %s %s cut to %s first %s (the rest was skipped)",
+            display_name(stream.path), stream.cut_lines, "" if one else "s", limit,
+            "was" if one else "were", "its" if one else "their", limit)
+
+
+def _bytes(count: int) -> str:
+    for unit, size in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= size:
+            return f"{count / size:g} {unit}"
+    return f"{count} bytes"
 
 
 class BadRecords:

@@ -24,14 +24,17 @@ every task (the contract; `seqkit.tasks.TASKS` lists them):
                             .chunks(input, chunk_size, **options) -> lists of items
 
 Everything but `prepare`, `export` and the Predictor's Keras backend imports neither
-TensorFlow nor Keras. Training reads all data first (bad data fails before anything is
-written), then starts or resumes MODEL_DIR.partial, seeds, splits, fits or reloads the
-preprocessor, fits, scores, exports and renames the directory into place (seqkit.artifacts).
+TensorFlow nor Keras. Training holds a lock on MODEL_DIR, reads all data, seeds, splits and
+fits or reloads the preprocessor first (bad data fails before anything is written, with
+one line), then starts or resumes MODEL_DIR.partial, fits, scores, exports and renames the
+directory into place (seqkit.artifacts).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import logging.handlers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -62,22 +65,37 @@ def train(task, source, out_dir: str | Path, config, *, valid=None, force: bool 
     from seqkit.runtime import load_tensorflow
 
     load_tensorflow()
+    with artifacts.training_lock(out_dir):
+        return _train(task, source, out_dir, config, valid=valid, force=force, resume=resume)
+
+
+def _train(task, source, out_dir, config, *, valid, force: bool, resume: bool) -> dict:
     from seqkit.training import TrainSpec, fit, set_seed
 
     if resume:  # the interrupted run's config, before reading (reading may depend on it)
-        work = artifacts.start_run(out_dir, resume=True)
-        config = artifacts.resume_config(work, task.NAME, config)
-    data = task.read(source, config)
-    valid_data = task.read(valid, config, reference=data) if valid is not None else None
-    if not resume:  # bad data has failed by now, before anything is written
+        work = artifacts.resumable(out_dir)
+        if work is None:  # also a job that always passes --resume, on its first start
+            log.info("no finished epoch to resume in %s: starting from the beginning",
+                     artifacts.partial_dir(out_dir))
+            resume = False
+        else:
+            config = artifacts.resume_config(work, task.NAME, config)
+    if not resume:
+        artifacts.check_output(out_dir, force=force)
+    with held_logs():
+        data = task.read(source, config)
+        valid_data = task.read(valid, config, reference=data) if valid is not None else None
+        set_seed(config.seed)
+        if valid_data is None:
+            data, valid_data = task.split(data, config)
+        if resume:
+            pre = task.Preprocessor.from_json(
+                artifacts.read_json(work / artifacts.PREPROCESSOR_FILE))
+        else:
+            pre = task.Preprocessor.fit(data, config)
+    if not resume:
+        # bad data has failed by now, before anything is written
         work = artifacts.start_run(out_dir, force=force)
-    set_seed(config.seed)
-    if valid_data is None:
-        data, valid_data = task.split(data, config)
-    if resume:
-        pre = task.Preprocessor.from_json(artifacts.read_json(work / artifacts.PREPROCESSOR_FILE))
-    else:
-        pre = task.Preprocessor.fit(data, config)
         artifacts.save_setup(work, task=task.NAME, preprocessor=pre.to_json(), config=config)
     plan = task.prepare(config, pre, data, valid_data, resume)
     fitted, summary = fit(plan.model, plan.train, plan.valid, TrainSpec.from_config(config),
@@ -91,6 +109,23 @@ def train(task, source, out_dir: str | Path, config, *, valid=None, force: bool 
     artifacts.complete(work, out_dir, task=task.NAME, model=model, preprocessor=pre.to_json(),
                        config=config, metrics=result)
     return result
+
+
+@contextlib.contextmanager
+def held_logs() -> Iterator[None]:
+    """Hold the seqkit logger's lines while data is read and checked, and show them once
+    that succeeds: a run that fails on its data prints one line, the error, not the notes
+    that came before it. Reading takes seconds, so nothing waits long."""
+    logger = logging.getLogger("seqkit")
+    shown, propagate = logger.handlers[:], logger.propagate
+    held = logging.handlers.MemoryHandler(capacity=1 << 30, flushLevel=logging.CRITICAL + 1)
+    logger.handlers, logger.propagate = [held], False
+    try:
+        yield
+    finally:
+        logger.handlers, logger.propagate = shown, propagate
+    for record in held.buffer:  # only on success: an exception skips this
+        logger.handle(record)
 
 
 def export_graphs(task, model, config, pre, directory: Path) -> None:
@@ -112,7 +147,8 @@ def evaluate(task, model_dir: str | Path, source, *, batch_size: int | None = No
              load: dict | None = None, **options) -> dict:
     """Score the model in `model_dir` on the data of `source`."""
     predictor = task.Predictor(str(model_dir), batch_size, **(load or {}))
-    data = task.read(source, predictor.config, reference=predictor.pre)
+    with held_logs():
+        data = task.read(source, predictor.config, reference=predictor.pre)
     return task.score(predictor.model, predictor.config, predictor.pre, data,
                       batch_size=predictor.batch_size, **options)
 

@@ -24,9 +24,11 @@ class PipeReader:
         self.searched = len(self.buffer) if at < 0 else at
         return at
 
-    def readline(self) -> bytes:
+    def readline(self, size: int = -1) -> bytes:
+        """The next line, or its first `size` bytes when it is longer (as io's readline),
+        so a long line is not held whole."""
         at = self._newline()
-        while at < 0 and not self.eof:
+        while at < 0 and not self.eof and (size < 0 or len(self.buffer) - self.start < size):
             data = os.read(self.fd, self.BLOCK)
             if data:
                 self.buffer += data
@@ -34,6 +36,8 @@ class PipeReader:
             else:
                 self.eof = True
         end = len(self.buffer) if at < 0 else at + 1
+        if size >= 0:
+            end = min(end, self.start + size)
         line = bytes(self.buffer[self.start:end])
         self.start = end
         if self.start > self.BLOCK:  # drop what was handed out

@@ -38,8 +38,13 @@ def split_tag(tag: str) -> tuple[str, str] | None:
 
 
 def detect(tag_seqs: Iterable[Sequence[str]]) -> str:
-    """Guess the scheme from the prefixes used; tags that fit none are left to check()."""
-    prefixes, inside_starts = set(), False
+    """Guess the scheme from the prefixes used; tags that fit none are left to check().
+
+    IOB1 opens entities with I- and writes B- only right after an entity of the same type;
+    BIO opens every entity with B-. So one B- after O or another type rules IOB1 out (a
+    stray I- after O in such a file is then a BIO error, see stray_insides), and IOB1 is
+    chosen only when I- opens entities and every B- follows its own type."""
+    prefixes, inside_starts, free_begins = set(), False, False
     for tags in tag_seqs:
         previous = ""
         for tag in tags:
@@ -49,13 +54,31 @@ def detect(tag_seqs: Iterable[Sequence[str]]) -> str:
             prefix, kind = parts
             prefixes.add(prefix)
             if prefix == "I" and previous != kind:
-                inside_starts = True  # an entity opened by I-: IOB1
+                inside_starts = True  # an entity opened by I-
+            if prefix == "B" and previous != kind:
+                free_begins = True  # an entity opened by B-: not IOB1
             previous = kind if prefix != OUTSIDE else ""
     if "M" in prefixes:
         return "bmes"
     if prefixes & {"E", "S"}:
         return "bioes"
-    return "iob1" if inside_starts else "bio"
+    return "iob1" if inside_starts and not free_begins else "bio"
+
+
+def stray_insides(tags: Sequence[str]) -> list[int]:
+    """Positions of BIO's ill-formed I- tags: those that open an entity (after O or
+    another type). conlleval, seqeval and seqkit read each as the start of an entity."""
+    out, previous = [], ""
+    for i, tag in enumerate(tags):
+        parts = split_tag(tag)
+        if parts is None:
+            previous = ""
+            continue
+        prefix, kind = parts
+        if prefix == "I" and previous != kind:
+            out.append(i)
+        previous = kind if prefix != OUTSIDE else ""
+    return out
 
 
 def check(tag: str, scheme: str) -> str | None:

@@ -39,9 +39,13 @@ def word_key(token: str, lowercase: bool) -> str:
     return _DIGIT.sub("0", token.lower() if lowercase else token)
 
 
-@functools.lru_cache(maxsize=65536)  # words repeat: predict asks for the same ones often
 def word_shape(token: str) -> int:
     """The index in SHAPES of a token's casing class."""
+    # cached, as words repeat; not a long token, which the cache would keep alive
+    return _cached_shape(token) if len(token) <= 64 else _shape(token)
+
+
+def _shape(token: str) -> int:
     if token.isdigit():
         return 5
     if any(ch.isdigit() for ch in token):
@@ -56,6 +60,9 @@ def word_shape(token: str) -> int:
     if letters[0].isupper() and all(ch.islower() for ch in letters[1:]):
         return 2
     return 4
+
+
+_cached_shape = functools.lru_cache(maxsize=65536)(_shape)
 
 
 def is_char_level(token_lists: Iterable[Sequence[str]]) -> bool:

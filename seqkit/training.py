@@ -27,7 +27,7 @@ from seqkit.errors import ConfigError
 log = logging.getLogger("seqkit")
 
 CHECKPOINT_DIR = "checkpoints"
-LAST = "last.keras"
+LAST = "last.keras"  # checkpoints written before state.json named its files
 BEST = "best.weights.h5"
 STATE = "state.json"
 
@@ -158,24 +158,58 @@ class Monitor(keras.callbacks.Callback):
 
 
 class _Checkpoint(keras.callbacks.Callback):
-    """After each epoch: the best weights (when improved), the whole model with its
-    optimizer state, and a small JSON state, each written to a temp name then renamed."""
+    """After each epoch: the whole model with its optimizer state (last-N.keras), the best
+    weights so far (best-N.weights.h5, N the epoch they come from), and state.json, which
+    names both files and holds the monitor's state and every random generator's position.
+    state.json is written last and atomically: it is the commit, so a run killed at any
+    moment resumes from one consistent epoch; files it does not name are removed."""
 
-    def __init__(self, directory: Path, monitor: Monitor, history: list):
+    def __init__(self, directory: Path, monitor: Monitor, history: list,
+                 best_file: str | None = None):
         super().__init__()
         self.directory, self.monitor, self.history = directory, monitor, history
+        self.best_file = best_file
 
     def on_epoch_end(self, epoch, logs=None):
         self.history.append({k: float(v) for k, v in (logs or {}).items()})
         if self.monitor.state["best_epoch"] == epoch:
-            _atomic(self.directory / BEST, self.model.save_weights)
-        _atomic(self.directory / LAST, self.model.save)
+            self.best_file = f"best-{epoch + 1}.weights.h5"
+            _atomic(self.directory / self.best_file, self.model.save_weights)
+        last = f"last-{epoch + 1}.keras"
+        _atomic(self.directory / last, self.model.save)
         state = {"epochs_done": epoch + 1, "monitor": self.monitor.state,
-                 "history": self.history,
+                 "history": self.history, "last": last, "best": self.best_file,
                  # Keras saves the optimizer with its initial rate, not a decayed one
-                 "learning_rate": float(self.model.optimizer.learning_rate)}
+                 "learning_rate": float(self.model.optimizer.learning_rate),
+                 "seeds": seed_states(self.model)}
         _atomic(self.directory / STATE,
                 lambda p: Path(p).write_text(json.dumps(state, indent=1)))
+        clean_checkpoints(self.directory, state)
+
+
+def seed_states(model: keras.Model) -> list[list[int]]:
+    """Where each of the model's random generators (dropout masks) stands. Keras's model.save
+    leaves them out, so without them a resumed run would draw other dropout masks."""
+    return [np.asarray(v).tolist() for v in model.variables
+            if v.name == "seed_generator_state"]
+
+
+def restore_seed_states(model: keras.Model, states: list[list[int]]) -> None:
+    variables = [v for v in model.variables if v.name == "seed_generator_state"]
+    if len(variables) != len(states):
+        raise ConfigError(f"the checkpoint holds {len(states)} random generator states, the "
+                          f"model has {len(variables)}: it was not written by this model")
+    for variable, value in zip(variables, states):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
+
+
+def clean_checkpoints(directory: Path, state: dict | None) -> None:
+    """Remove what a checkpoint directory holds beyond the files `state` names (older
+    epochs, temp files of a write that was killed)."""
+    keep = {STATE} | ({state.get("last", LAST), state.get("best") or BEST} if state else set())
+    for path in Path(directory).iterdir():
+        if path.name not in keep:
+            path.unlink(missing_ok=True)
 
 
 class _SwapAverage(keras.callbacks.SwapEMAWeights):
@@ -239,26 +273,33 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
     saved, best_weights, history, initial_epoch = None, None, [], 0
     if resume and (directory / STATE).exists():
         saved = json.loads((directory / STATE).read_text())
-        model = keras.saving.load_model(directory / LAST, custom_objects=custom_objects)
+        clean_checkpoints(directory, saved)
+        model = keras.saving.load_model(directory / saved.get("last", LAST),
+                                        custom_objects=custom_objects)
         current = model.get_weights()
-        if (directory / BEST).exists():
+        best_file = directory / (saved.get("best") or BEST)
+        if best_file.exists():
             # a weights file holds the optimizer's variables too: keep the last epoch's
             optimizer_state = [np.array(v) for v in model.optimizer.variables]
-            model.load_weights(directory / BEST)
+            model.load_weights(best_file)
             best_weights = model.get_weights()
             model.set_weights(current)
             for variable, value in zip(model.optimizer.variables, optimizer_state):
                 variable.assign(value)
+        if "seeds" in saved:
+            restore_seed_states(model, saved["seeds"])
         history, initial_epoch = saved["history"], saved["epochs_done"]
         if "learning_rate" in saved:
             model.optimizer.learning_rate = saved["learning_rate"]
         log.info("resuming after epoch %d of %d", initial_epoch, spec.epochs)
+    else:
+        clean_checkpoints(directory, None)  # a run killed before its first checkpoint
     on_plateau = spec.lr_decay < 1 and spec.lr_decay_after == 0
     watcher = Monitor(monitor, mode, spec.patience, spec.lr_decay if on_plateau else 1.0,
                       state=_monitor_state(saved, history, monitor), best_weights=best_weights)
     schedule = [_lr_schedule(spec)] if spec.lr_decay < 1 and not on_plateau else []
     callbacks = [*callbacks, *schedule, watcher, _EpochLog(spec.epochs, train.tokens),
-                 _Checkpoint(directory, watcher, history)]
+                 _Checkpoint(directory, watcher, history, saved and saved.get("best"))]
     if spec.ema > 0:  # first, so that every other callback sees the averaged weights
         callbacks.insert(0, _SwapAverage(resumed=saved is not None))
     if spec.max_minutes > 0:

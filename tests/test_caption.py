@@ -213,10 +213,10 @@ def test_batches_carry_each_image_once_with_all_its_captions(cap_data):
         # two captions per image: 4 captions a batch are 2 images
         assert batches.groups_per_batch == 2 and len(batches) == 8
         for epoch in range(2):
-            seen = []
+            seen, rng = [], np.random.default_rng(epoch)
             for idx in batches.batch_indices(epoch):
                 images_of = [batches.columns["image"][i] for i in idx]
-                inputs, targets = batches.structure(batches.make_batch(idx))
+                inputs, targets = batches.structure(batches.make_batch(idx), rng)
                 assert len(inputs["image"]) == len(set(images_of)) == 2  # each image once
                 assert len(inputs["image_index"]) == len(targets) == 4  # with both captions
                 rows = inputs["image"][inputs["image_index"]]
@@ -239,7 +239,8 @@ def test_grouped_batch_gives_the_loss_of_one_image_per_caption(cap_data):
     pre = caption.Preprocessor.fit(read, config)
     model = caption.build_model(config, pre)
     batches = caption._batches(pre, array, data, config, False, "image")
-    inputs, targets = batches.structure(batches.make_batch(batches.batch_indices(0)[0]))
+    inputs, targets = batches.structure(batches.make_batch(batches.batch_indices(0)[0]),
+                                        None)
     assert len(inputs["image"]) < len(targets)
     copies = {"image": inputs["image"][inputs["image_index"]],
               "image_index": np.arange(len(targets), dtype=np.int32),
@@ -262,7 +263,7 @@ def test_word_head_targets_are_the_words_of_all_the_images_captions(cap_data):
     model = caption.build_model(config, pre)
     batches = caption._batches(pre, array, data, config, False, "image")
     batch = batches.make_batch(batches.batch_indices(0)[0])
-    inputs, targets = batches.structure(batch)
+    inputs, targets = batches.structure(batch, None)
     outputs = model(inputs, training=False)
     assert outputs["words"].shape == targets["words"].shape == (len(targets["next"]),
                                                                  len(vocab))

@@ -139,7 +139,7 @@ def test_damaged_or_foreign_model_dir(sentiment_model, tmp_path, cli):
     broken = tmp_path / "broken"
     shutil.copytree(sentiment_model, broken)
     (broken / "model.keras").write_bytes(b"not a zip")
-    assert "cannot load model.keras" in one_error_line(
+    assert "model.keras is damaged: not a .keras (zip) archive" in one_error_line(
         cli("sentiment", "predict", broken, "-", "--backend", "keras"))
     (broken / "model.onnx").write_bytes(b"not a graph")  # the default backend's file
     assert "cannot load its ONNX graphs" in one_error_line(
@@ -315,3 +315,23 @@ def test_export_writes_the_graph_of_a_model_trained_without_one(sentiment_model,
         json.loads(line)["label"] for line in on_keras.out.splitlines()]
     r = cli("sentiment", "evaluate", old, src, "--backend", "keras")
     assert r.code == 1  # a text file has no label column: refused as before, on either backend
+
+
+@pytest.mark.parametrize("command", [["sentiment", "predict"], ["sentiment", "predict",
+                                                                "--backend", "keras"]])
+def test_a_reader_that_goes_away_ends_the_run_quietly(command, sentiment_model, tmp_path):
+    """`seqkit ... predict | head -1`: exit 0 and nothing on stderr (Click's own EPIPE
+    handling would exit 1)."""
+    import subprocess
+    import sys
+
+    lines = tmp_path / "many.txt"
+    lines.write_text("a lovely film\nawful acting\n" * 20000, encoding="utf-8")
+    args = [*command[:2], str(sentiment_model), str(lines), *command[2:]]
+    proc = subprocess.Popen([sys.executable, "-m", "seqkit", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # as head does after its line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, err
+    assert first.startswith(b"{") and err == b""

@@ -146,3 +146,91 @@ def test_a_file_is_still_read_in_full_chunks(tmp_path):
     path = tmp_path / "lines.txt"
     path.write_text("".join(f"{i}\n" for i in range(10)))
     assert [len(c) for c in iter_lines(str(path), chunk_size=4)] == [4, 4, 2]
+
+
+@pytest.fixture
+def seqkit_log(caplog):
+    """The records of the "seqkit" logger (which a CLI run earlier may have made quiet)."""
+    import logging
+
+    logger = logging.getLogger("seqkit")
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(caplog.handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # caplog's handler is on the root logger too
+    yield caplog
+    logger.removeHandler(caplog.handler)
+    logger.setLevel(level)
+    logger.propagate = propagate
+
+
+def test_a_line_over_the_cap_is_cut_with_one_warning_and_the_next_is_intact(tmp_path,
+                                                                             seqkit_log):
+    """Predict keeps a line's first max_line_bytes, never half a character, and skips the
+    rest unread; one warning at the end counts the lines cut. A line that fits but for its
+    CR LF is not cut."""
+    p = write(tmp_path / "long.txt", b"short\n" + "\u00e9".encode() * 40 + b"\nnext\r\n"
+              + b"x" * 15 + b"\r\n" + b"\n" + b"y" * 100)
+    lines = [line for chunk in io.iter_lines(p, max_line_bytes=15) for line in chunk]
+    assert lines == ["short", "\u00e9" * 7, "next", "x" * 15, "", "y" * 15]
+    assert [r.getMessage() for r in seqkit_log.records] == [
+        f"{p}: 2 lines longer than 15 bytes were cut to their first 15 bytes (the rest was "
+        "skipped)"]
+    assert [line for chunk in io.iter_lines(p) for line in chunk][1] == "\u00e9" * 40
+
+
+def test_a_cut_csv_row_closes_its_quote_so_the_next_row_stays_a_row(tmp_path, seqkit_log):
+    p = write(tmp_path / "t.csv", b'text,label\n"a, ' + b"b" * 40 + b'",1\nnext,0\n'
+              b'"two\nlines",1\n')
+    texts = [t for chunk in io.iter_texts(p, max_line_bytes=12) for t in chunk]
+    assert texts == ["a, " + "b" * 8, "next", "two\nlines"]
+    assert "1 line longer than 12 bytes was cut" in seqkit_log.text
+
+
+def test_pipe_reader_hands_out_a_long_line_in_parts():
+    import os
+
+    from seqkit.io import PipeReader
+
+    r, w = os.pipe()
+    os.write(w, b"abcdefgh\nij\n")
+    os.close(w)
+    reader = PipeReader(r, close=True)
+    assert [reader.readline(3) for _ in range(4)] == [b"abc", b"def", b"gh\n", b"ij\n"]
+    assert reader.readline(3) == b""
+    reader.close()
+
+
+def test_a_long_line_from_a_pipe_is_cut_without_being_held(tmp_path):
+    import os
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def write_long():
+        with open(fifo, "wb") as out:
+            out.write(b"\xe4\xb8\xad" * 300_000 + b"\nafter\n")  # 900 kB of 中
+
+    writer = threading.Thread(target=write_long)
+    writer.start()
+    stream = io.open_text(str(fifo), max_line_bytes=1000)
+    lines = list(stream)
+    writer.join()
+    stream.raw.close()
+    assert lines == ["\u4e2d" * 333 + "\n", "after\n"] and stream.cut_lines == 1
+    assert len(stream.raw.buffer) <= 2 * stream.raw.BLOCK  # read past, not kept
+
+
+def test_every_predict_help_says_what_happens_to_long_lines(cli):
+    from seqkit.tasks import lm, ner
+
+    assert io.MAX_LINE_BYTES == 1 << 20 and ner.WINDOW == 512 and ner.CONTEXT == 32
+    assert lm.SCORE_WINDOW == 50  # the figures the help texts give
+    helps = {task: " ".join(cli(task, command, "--help").out.split()) for task, command in [
+        ("sentiment", "predict"), ("ner", "predict"), ("translation", "predict"),
+        ("caption", "predict"), ("lm", "score")]}
+    for task, text in helps.items():
+        assert "longer than 1 MiB is cut" in text, task
+    assert "windows of 512 tokens that overlap by 64" in helps["ner"]
+    assert "50 tokens at a time" in helps["lm"]

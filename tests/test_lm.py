@@ -362,3 +362,30 @@ def test_onnx_backend_generates_and_scores_as_keras_does(zh_model, tmp_path, cli
     assert evaluated["onnx"]["perplexity"] == pytest.approx(evaluated["keras"]["perplexity"],
                                                             rel=1e-5)
     run_without_tensorflow("lm", "generate", zh_model, "-n", "5", "--seed", "1")
+
+
+def test_score_of_a_long_line_is_finite_and_that_of_one_pass(zh_model, tmp_path, cli,
+                                                             monkeypatch):
+    """A long line is scored 50 tokens at a time with the states carried over: the score
+    of one pass over the line, with no effect on the short lines of its batch. A line over
+    the byte cap is scored as cut, with a warning, and the next line as it is."""
+    from seqkit import io
+    from seqkit.tasks import lm
+
+    predictor = lm.Predictor(str(zh_model))
+    short = "春风吹柳岸，明月照高楼。"
+    [long, alone] = predictor.predict([short * 400, short])  # 4,801 steps, 97 windows
+    assert long["tokens"] == 4801 and math.isfinite(long["log_prob"])
+    assert alone == predictor.predict([short])[0]
+    eos = predictor.pre.eos_id
+    ids = np.array([[eos, *predictor.pre.encode_line(short * 400), eos]])
+    one_pass = predictor.stepper.target_log_probs(ids[:, :-1], ids[:, 1:], window=10_000)
+    assert long["log_prob"] == pytest.approx(one_pass.sum(), rel=1e-5)
+
+    monkeypatch.setattr(io, "MAX_LINE_BYTES", 40)  # 13 characters of 3 bytes
+    src = tmp_path / "in.txt"
+    src.write_text(short * 3 + "\n" + short + "\n", encoding="utf-8")
+    r = cli("lm", "score", zh_model, src)
+    records = [json.loads(line) for line in r.out.splitlines()]
+    assert r.code == 0 and [rec["text"] for rec in records] == [(short * 2)[:13], short]
+    assert records[1] == alone and "1 line longer than 40 bytes was cut" in r.err

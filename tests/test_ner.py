@@ -442,3 +442,55 @@ def test_entities_follow_seqeval():
             expected = [(kind, start, end + 1) for kind, start, end in
                         get_entities(schemes.to_conlleval(tags, scheme))]
             assert schemes.entities(tags, scheme) == expected, (scheme, tags)
+
+
+# --- long lines -------------------------------------------------------------------------------
+def test_windows_give_each_token_its_tag_once_with_context():
+    from seqkit.tasks import ner
+
+    assert ner.windows(5, 8) == [(0, 5, 0, 5)]
+    for length, size in [(9, 8), (100, 8), (1000, 512), (1025, 512), (5000, 64)]:
+        pieces = ner.windows(length, size)
+        assert pieces[0][2] == 0 and pieces[-1][3] == length
+        assert all(a[3] == b[2] for a, b in zip(pieces, pieces[1:]))  # no gap, no overlap
+        context = min(ner.CONTEXT, size // 4)
+        for start, end, keep, stop in pieces:
+            assert end - start == size and start <= keep < stop <= end
+            assert keep - start >= context or start == 0
+            assert end - stop >= context or end == length
+
+
+def test_a_line_of_thousands_of_tokens_gets_one_tag_per_token(ner_en_model):
+    """Tagged in windows: as many tags as tokens, entities on the joined tags; a short line
+    beside it is tagged as alone, and windows tag a line as one pass does but at a few seams."""
+    from seqkit.tasks import ner
+
+    predictor = ner.Predictor(str(ner_en_model))
+    sentence = "Mara Quell visited Port Edra ."
+    line = " ".join([sentence] * 600)  # 3,600 tokens, 8 windows
+    [long, short] = predictor.predict([line, sentence])
+    assert len(long["tokens"]) == len(long["tags"]) == 3600
+    assert len(long["entities"]) >= 1000
+    for e in long["entities"]:
+        assert line[e["start"]:e["end"]] == e["text"]
+    assert short == predictor.predict([sentence])[0]
+    tokens = long["tokens"][:600]
+    whole, windowed = (ner.predict_tags(predictor.model, predictor.pre, [tokens], window=w)[0]
+                       for w in (1000, 64))
+    assert len(windowed) == 600
+    assert sum(a == b for a, b in zip(whole, windowed)) >= 0.99 * 600
+
+
+def test_predict_cuts_a_line_over_the_byte_cap_and_says_so(ner_en_model, tmp_path, cli,
+                                                             monkeypatch):
+    from seqkit import io
+
+    monkeypatch.setattr(io, "MAX_LINE_BYTES", 64)
+    src = tmp_path / "in.txt"
+    long = " ".join(["Mara Quell visited Port Edra ."] * 10)
+    src.write_text(f"{long}\nTobin works for Apex .\n", encoding="utf-8")
+    r = cli("ner", "predict", ner_en_model, src)
+    records = [json.loads(line) for line in r.out.splitlines()]
+    assert r.code == 0 and [rec["text"] for rec in records] == [
+        long.encode()[:64].decode(), "Tobin works for Apex ."]
+    assert "1 line longer than 64 bytes was cut to its first 64 bytes" in r.err

@@ -34,36 +34,85 @@ def tiny_classifier():
     return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(h))
 
 
-def test_killed_run_resumes_to_the_same_result(data_dir, tmp_path, monkeypatch):
+def final_weights(model_dir):
+    import importlib
 
+    import keras
+
+    from seqkit import artifacts
+
+    for module in artifacts.LAYER_MODULES:
+        importlib.import_module(module)
+    model = keras.saving.load_model(model_dir / "model.keras", compile=False)
+    return model.get_weights()
+
+
+@pytest.fixture(scope="module")
+def straight_run(data_dir, tmp_path_factory):
+    """An uninterrupted run with dropout (random masks every step): what every resumed
+    run below must end with, bit for bit."""
+    out = tmp_path_factory.mktemp("straight") / "m"
+    train_sentiment(str(data_dir / "train.csv"), str(out), small_config(dropout=0.3))
+    return out
+
+
+def kill_at(monkeypatch, where: str):
+    """Make training stop (KeyboardInterrupt, as Ctrl-C) at one moment: mid-epoch 1 (before
+    any checkpoint), after the checkpoint of epoch 1 or 3 (the last), or during the final
+    save of the model directory."""
+    from seqkit import artifacts, training
+
+    if where.startswith("after epoch"):
+        return interrupt_after_epoch(monkeypatch, int(where.split()[-1]) - 1)
+    if where == "mid epoch 1":
+        real = training._EpochLog.on_epoch_begin
+
+        def crash(self, epoch, logs=None):
+            real(self, epoch, logs)
+            self.model.stop_training = True  # let Keras finish its bookkeeping
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(training._EpochLog, "on_epoch_begin", crash)
+        return lambda: monkeypatch.setattr(training._EpochLog, "on_epoch_begin", real)
+    real_finish = artifacts.finish_run
+
+    def crash_finish(work_dir, out_dir):
+        raise KeyboardInterrupt  # the model files are written, not yet moved
+
+    monkeypatch.setattr(artifacts, "finish_run", crash_finish)
+    return lambda: monkeypatch.setattr(artifacts, "finish_run", real_finish)
+
+
+@pytest.mark.parametrize("where", ["mid epoch 1", "after epoch 1", "after epoch 3",
+                                   "final save"])
+def test_killed_run_resumes_to_the_same_weights(where, straight_run, data_dir, tmp_path,
+                                                monkeypatch):
     train = str(data_dir / "train.csv")
-    train_sentiment(train, str(tmp_path / "straight"), small_config())
-
-    undo = interrupt_after_epoch(monkeypatch, 1)
+    out = tmp_path / "resumed"
+    undo = kill_at(monkeypatch, where)
     with pytest.raises(KeyboardInterrupt):
-        train_sentiment(train, str(tmp_path / "resumed"), small_config())
+        train_sentiment(train, str(out), small_config(dropout=0.3))
     undo()
-
-    assert not (tmp_path / "resumed").exists()
-    state = json.loads((tmp_path / "resumed.partial/checkpoints/state.json").read_text())
-    assert state["epochs_done"] == 2
-    with pytest.raises(ConfigError, match="interrupted run.*--resume"):
-        train_sentiment(train, str(tmp_path / "resumed"), small_config())
-
-    result = train_sentiment(train, str(tmp_path / "resumed"), small_config(), resume=True)
+    assert not out.exists()
+    if where == "after epoch 1":
+        state = json.loads((tmp_path / "resumed.partial/checkpoints/state.json").read_text())
+        assert state["epochs_done"] == 1
+        with pytest.raises(ConfigError, match="interrupted run.*--resume"):
+            train_sentiment(train, str(out), small_config(dropout=0.3))
+    checkpoints = tmp_path / "resumed.partial/checkpoints"
+    if checkpoints.is_dir():  # as a write killed halfway leaves it
+        (checkpoints / ".tmp-1-last-2.keras").write_bytes(b"half")
+    result = train_sentiment(train, str(out), small_config(dropout=0.3), resume=True)
     assert result["training"]["epochs"] == 3
     assert not (tmp_path / "resumed.partial").exists()
-    straight = json.loads((tmp_path / "straight/metrics.json").read_text())
-    a = [h["loss"] for h in straight["training"]["history"]]
-    b = [h["loss"] for h in result["training"]["history"]]
-    np.testing.assert_allclose(a, b, rtol=1e-3)
+    assert not (out / "checkpoints").exists()
+    for a, b in zip(final_weights(straight_run), final_weights(out), strict=True):
+        np.testing.assert_array_equal(a, b)
+    straight = json.loads((straight_run / "metrics.json").read_text())["training"]["history"]
+    assert [h["loss"] for h in result["training"]["history"]] == [h["loss"] for h in straight]
 
 
 def test_resume_refuses_changed_settings(data_dir, tmp_path):
-
-    with pytest.raises(ConfigError, match="nothing to resume"):
-        train_sentiment(str(data_dir / "train.csv"), str(tmp_path / "m"), small_config(),
-                        resume=True)
     work = tmp_path / "m.partial"
     (work / "checkpoints").mkdir(parents=True)
     (work / "checkpoints" / "state.json").write_text("{}")
@@ -73,6 +122,13 @@ def test_resume_refuses_changed_settings(data_dir, tmp_path):
     with pytest.raises(ConfigError, match="differ from it: units"):
         train_sentiment(str(data_dir / "train.csv"), str(tmp_path / "m"),
                         small_config(units=16), resume=True)
+
+
+def test_resume_with_nothing_to_resume_starts_a_run(data_dir, tmp_path):
+    """A job that always passes --resume trains on its first start."""
+    result = train_sentiment(str(data_dir / "train.csv"), str(tmp_path / "m"),
+                             small_config(epochs=1), resume=True)
+    assert result["training"]["epochs"] == 1 and (tmp_path / "m" / "model.keras").is_file()
 
 
 def test_force_replaces_a_model_dir_whole(data_dir, tmp_path):
@@ -90,7 +146,7 @@ def test_batches_bucket_by_length_and_reshuffle():
 
     seqs = [[1] * n for n in [5, 1, 9, 3, 7, 2, 8, 4, 6, 10]]
     batches = Batches({"x": seqs, "y": list(range(10))}, [len(s) for s in seqs], 2,
-                      lambda b: (b["x"], b["y"]), seed=0)
+                      lambda b, rng: (b["x"], b["y"]), seed=0)
     batches.WINDOW = 5  # one window holds everything
     first = batches.batch_indices(0)
     assert sorted(int(i) for b in first for i in b) == list(range(10))
@@ -98,7 +154,7 @@ def test_batches_bucket_by_length_and_reshuffle():
         lengths = sorted(len(seqs[i]) for i in b)
         assert lengths[1] - lengths[0] <= 1
     assert [list(b) for b in first] != [list(b) for b in batches.batch_indices(1)]
-    x, y = batches.structure(batches.make_batch(np.array([2, 1])))
+    x, y = batches.structure(batches.make_batch(np.array([2, 1])), None)
     assert x.shape == (2, 16) and list(x[1][:2]) == [1, 0] and list(y) == [2, 1]
 
 
@@ -121,7 +177,7 @@ def test_lr_decay_cuts_the_rate_after_an_epoch_without_a_better_monitor(tmp_path
             logs["val_score"] = 0.5 if epoch == 0 else 0.4
 
     seqs = [[1, 2, 3]] * 8
-    batches = Batches({"x": seqs, "y": [0, 1] * 4}, [3] * 8, 4, lambda b: (b["x"], b["y"]))
+    batches = Batches({"x": seqs, "y": [0, 1] * 4}, [3] * 8, 4, lambda b, rng: (b["x"], b["y"]))
     model = tiny_classifier()
     spec = TrainSpec(epochs=3, batch_size=4, learning_rate=0.01, patience=5, lr_decay=0.5)
     model.compile(make_optimizer(spec), "sparse_categorical_crossentropy")
@@ -169,7 +225,7 @@ def test_epochs_count_only_once_the_monitor_has_moved(tmp_path, monkeypatch):
             logs["val_f1"] = scores[epoch]
 
     seqs = [[1, 2, 3]] * 8
-    batches = Batches({"x": seqs, "y": [0, 1] * 4}, [3] * 8, 4, lambda b: (b["x"], b["y"]))
+    batches = Batches({"x": seqs, "y": [0, 1] * 4}, [3] * 8, 4, lambda b, rng: (b["x"], b["y"]))
     model = tiny_classifier()
     spec = TrainSpec(epochs=6, batch_size=4, learning_rate=0.01, patience=1, lr_decay=0.5)
 
@@ -216,7 +272,7 @@ def test_weight_average_is_what_is_scored_kept_and_resumed(tmp_path, monkeypatch
             logs["score"] = -epoch  # never better: the first epoch stays the best
 
     seqs = [[1, 2, 3], [3, 2, 1], [2, 2, 3], [1, 1, 1]] * 2
-    batches = Batches({"x": seqs, "y": [0, 1] * 4}, [3] * 8, 4, lambda b: (b["x"], b["y"]))
+    batches = Batches({"x": seqs, "y": [0, 1] * 4}, [3] * 8, 4, lambda b, rng: (b["x"], b["y"]))
 
     def run(directory, resume=False, model=None):
         keras.utils.set_random_seed(3)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from seqkit import choices
-from seqkit.commands.common import (BACKEND_OPTION, add_evaluate, add_export, add_train,
-                                   apply_options, task_module)
+from seqkit.commands.common import (BACKEND_OPTION, DATA_FILE, DECODE_LENGTH, FOLDER, MODEL_DIR,
+                                    add_evaluate, add_export, add_train, apply_options,
+                                    batch_size_option, beam_size_option, task_module)
 
 SOURCE_OPTIONS = ("images_dir", "features", "feature_list", "skip_bad_images", "sep",
                   "encoding")
@@ -14,12 +15,12 @@ SOURCE_OPTIONS = ("images_dir", "features", "feature_list", "skip_bad_images", "
 
 def source_options(func):
     return apply_options([
-        click.option("--images", "images_dir", type=click.Path(file_okay=False),
+        click.option("--images", "images_dir", type=FOLDER,
                      help="Folder the image names are relative to (names cannot leave it)."),
-        click.option("--features", type=click.Path(dir_okay=False),
+        click.option("--features", type=DATA_FILE,
                      help="Precomputed features FILE.npy (images, [positions,] dim), in place "
                           "of --images; the image names, one per line, are in FILE.txt."),
-        click.option("--feature-list", type=click.Path(dir_okay=False),
+        click.option("--feature-list", type=DATA_FILE,
                      help="The image list of --features (default: FILE.txt beside it)."),
         click.option("--skip-bad-images", is_flag=True,
                      help="Skip missing or unreadable images (counted on stderr) instead of "
@@ -44,10 +45,9 @@ def _sources(train_path, valid_path, kwargs):
     return Source(train_path, **options), Source(valid_path, **options) if valid_path else None
 
 
-BEAM_OPTION = click.option("--beam-size", type=int,
-                           help="Beam width; 1 is greedy search (default: the model's, 1).")
+BEAM_OPTION = beam_size_option(1)
 MAX_LENGTH_OPTION = click.option(
-    "--max-length", type=int, default=0,
+    "--max-length", type=DECODE_LENGTH, default=0,
     help="Most tokens per caption (default: the longest training caption kept, plus a "
          "quarter).")
 
@@ -67,7 +67,7 @@ def group() -> None:
 add_train(
     group, "caption", help="Train on CAPTIONS (CSV image,caption) with --images DIR; write -o "
                            "MODEL_DIR.",
-    argument=click.argument("train_path", metavar="CAPTIONS", type=click.Path(dir_okay=False)),
+    argument=click.argument("train_path", metavar="CAPTIONS", type=DATA_FILE),
     data_options=[source_options], sources=_sources, skip=("layers", "bidirectional"),
     options=[
         click.option("--encoder", help="cnn (small, from scratch; default), a "
@@ -100,16 +100,16 @@ add_evaluate(
 
 
 @group.command("predict")
-@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.argument("model_dir", type=MODEL_DIR)
 @click.argument("image_paths", metavar="[IMAGE ...|-]", nargs=-1)
 @BEAM_OPTION
 @MAX_LENGTH_OPTION
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--images", "images_dir", type=click.Path(file_okay=False),
+@batch_size_option(64)
+@click.option("--images", "images_dir", type=FOLDER,
               help="Resolve the image paths inside this folder (they cannot leave it).")
-@click.option("--features", type=click.Path(dir_okay=False),
+@click.option("--features", type=DATA_FILE,
               help="For a model trained on features: FILE.npy; paths are names in FILE.txt.")
-@click.option("--feature-list", type=click.Path(dir_okay=False),
+@click.option("--feature-list", type=DATA_FILE,
               help="The image list of --features (default: FILE.txt beside it).")
 @click.option("--skip-bad-images", is_flag=True,
               help="Give an empty caption for a missing or unreadable image (counted on "
@@ -120,7 +120,8 @@ add_evaluate(
 @BACKEND_OPTION
 def predict_command(model_dir, image_paths, beam_size, max_length, batch_size, fmt, **load):
     """Caption each IMAGE (or each path read from stdin, one per line, when none is given or
-    IMAGE is -): one line out per image, in order, written as it goes."""
+    IMAGE is -): one line out per image, in order, written as it goes. A path line longer
+    than 1 MiB is cut there (counted in a warning on stderr)."""
     import sys
 
     from seqkit import lifecycle

@@ -10,11 +10,81 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
+import os
 from typing import Any, Callable
 
 import click
 
 from seqkit import choices
+from seqkit.errors import ConfigError, DataError, ModelError
+
+
+# Inference options are checked where they are declared, so an absurd value is a usage
+# error (exit 2, one line) before anything loads; train options are checked by the Config.
+BATCH_SIZE = click.IntRange(1, 1 << 16)
+BEAM_SIZE = click.IntRange(1, 100)
+DECODE_LENGTH = click.IntRange(0, 10_000)  # 0: the model's default
+SEED = click.IntRange(0, 2**32 - 1)
+
+
+class Finite(click.ParamType):
+    """A finite float at or above `low` (nan and inf are floats Click lets through)."""
+
+    name = "float"
+
+    def __init__(self, low: float = 0.0):
+        self.low = low
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number) or number < self.low:
+            self.fail(f"{value!r} is not a finite number >= {self.low:g}", param, ctx)
+        return number
+
+
+class PathKind(click.ParamType):
+    """A path that must be a folder (or a file) if it exists; a missing one is left to the
+    reader, which names it. The wrong kind is the user's data, config or model directory
+    being wrong, so it is exit 1 with one line like every other such error, not a usage
+    error with Click's three lines."""
+
+    def __init__(self, folder: bool, error: type, what: str, exists: bool = False):
+        self.folder, self.error, self.what, self.exists = folder, error, what, exists
+        self.name = "directory" if folder else "file"
+
+    def convert(self, value, param, ctx):
+        path = os.fspath(value)
+        if path == "-" and not self.folder:
+            return path
+        if os.path.exists(path):
+            if os.path.isdir(path) != self.folder:
+                kind = "a folder" if os.path.isdir(path) else "a file"
+                raise self.error(f"is {kind}; expected {self.what}", path=path)
+        elif self.exists:
+            raise self.error(f"does not exist; expected {self.what}", path=path)
+        return path
+
+
+MODEL_DIR = PathKind(True, ModelError, "a model directory")
+FOLDER = PathKind(True, DataError, "a folder")
+DATA_FILE = PathKind(False, DataError, "a file")
+EXISTING_FILE = PathKind(False, DataError, "a file", exists=True)
+RECIPE_FILE = PathKind(False, ConfigError, "a recipe file (TOML)")
+
+
+def batch_size_option(default: int, help: str | None = None) -> Callable:
+    return click.option("--batch-size", type=BATCH_SIZE, default=default, show_default=True,
+                        help=help)
+
+
+def beam_size_option(default: int) -> Callable:
+    return click.option("--beam-size", type=BEAM_SIZE,
+                        help=f"Beam width, 1 to 100; 1 is greedy search (default: the "
+                             f"model's, {default}).")
 
 
 def apply_options(options: list[Callable]) -> Callable:
@@ -33,11 +103,11 @@ def train_options(func=None, *, skip: tuple[str, ...] = ()):
     if func is None:
         return lambda f: train_options(f, skip=skip)
     options = [
-        click.option("--valid", "valid_path", type=click.Path(dir_okay=False),
+        click.option("--valid", "valid_path", type=DATA_FILE,
                      help="Validation data (default: hold out part of the training data)."),
         click.option("-o", "--output", "out_dir", required=True, type=click.Path(),
                      help="Model directory to write."),
-        click.option("--config", "recipe", type=click.Path(dir_okay=False),
+        click.option("--config", "recipe", type=RECIPE_FILE,
                      help="Recipe TOML (e.g. tasks/TASK.toml or MODEL_DIR/config.toml)."),
         click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
                      help="Override one config key; repeatable."),
@@ -139,13 +209,12 @@ def add_evaluate(group: click.Group, task: str, *, help: str, data_options: list
     load_keys = [_option_key(option) for option in load_options]
 
     @group.command("evaluate", help=help)
-    @click.argument("model_dir", type=click.Path(file_okay=False))
+    @click.argument("model_dir", type=MODEL_DIR)
     @click.argument("data_path", metavar=metavar, required=required,
-                    type=click.Path(dir_okay=False, allow_dash=True))
+                    type=DATA_FILE)
     @apply_options([*data_options, *options, *load_options])
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-    @click.option("--batch-size", type=int, default=batch_size, show_default=True,
-                  help=batch_help)
+    @batch_size_option(batch_size, batch_help)
     def command(model_dir, data_path, as_json, batch_size, **kwargs):
         from seqkit import lifecycle
 
@@ -168,7 +237,7 @@ def add_export(group: click.Group, task: str) -> click.Command:
     """`seqkit TASK export MODEL_DIR`: (re)write a model's ONNX graphs from model.keras."""
 
     @group.command("export")
-    @click.argument("model_dir", type=click.Path(file_okay=False))
+    @click.argument("model_dir", type=MODEL_DIR)
     def command(model_dir):
         """Write MODEL_DIR's ONNX graphs from its model.keras (for models trained before
         seqkit wrote them), so that predict and evaluate run without TensorFlow."""

@@ -8,8 +8,8 @@ import sys
 import click
 
 from seqkit import choices
-from seqkit.commands.common import (BACKEND_OPTION, add_evaluate, add_export, add_train,
-                                   task_module)
+from seqkit.commands.common import (BACKEND_OPTION, DATA_FILE, MODEL_DIR, SEED, add_evaluate,
+                                    add_export, add_train, batch_size_option, Finite, task_module)
 
 log = logging.getLogger("seqkit")
 
@@ -43,7 +43,7 @@ add_train(
     group, "lm", help="Train a language model on the plain text TRAIN and write it to -o "
                       "MODEL_DIR.",
     argument=click.argument("train_path", metavar="TRAIN",
-                            type=click.Path(dir_okay=False, allow_dash=True)),
+                            type=DATA_FILE),
     data_options=[ENCODING_OPTION], sources=_sources, options=[
         click.option("--level", type=click.Choice(choices.LEVELS),
                      help="Tokens: characters, words, or auto (characters for CJK text)."),
@@ -64,26 +64,22 @@ add_evaluate(
 
 
 @group.command("generate")
-@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.argument("model_dir", type=MODEL_DIR)
 @click.option("--prompt", default="", help="Text to continue (default: start a new line).")
-@click.option("-n", "steps", type=int, default=100, show_default=True,
+@click.option("-n", "steps", type=click.IntRange(0, 1_000_000), default=100, show_default=True,
               help="Tokens to generate after the prompt.")
-@click.option("--temperature", type=float, default=1.0, show_default=True,
+@click.option("--temperature", type=Finite(0.0), default=1.0, show_default=True,
               help="Below 1: safer text; above 1: more varied; 0: always the likeliest.")
-@click.option("--top-k", type=int, default=0, show_default=True,
+@click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True,
               help="Draw only from the K likeliest tokens (0: all).")
-@click.option("--seed", type=int, help="Random seed; the same seed gives the same text.")
-@click.option("--count", type=int, default=1, show_default=True,
+@click.option("--seed", type=SEED, help="Random seed; the same seed gives the same text.")
+@click.option("--count", type=click.IntRange(1, 100_000), default=1, show_default=True,
               help="Samples to draw, separated by an empty line.")
 @BACKEND_OPTION
 def generate_command(model_dir, prompt, steps, temperature, top_k, seed, count, backend):
     """Generate text after --prompt, written to stdout token by token as it is drawn."""
     import numpy as np
 
-    from seqkit.errors import ConfigError
-
-    if steps < 0 or count < 1 or top_k < 0 or temperature < 0:
-        raise ConfigError("-n and --top-k must be >= 0, --count >= 1, --temperature >= 0")
     predictor = task_module("lm").Predictor(model_dir, backend=backend)
     if seed is None:
         import secrets
@@ -107,17 +103,21 @@ def generate_command(model_dir, prompt, steps, temperature, top_k, seed, count, 
 
 
 @group.command("score")
-@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.argument("model_dir", type=MODEL_DIR)
 @click.argument("input_path", metavar="[INPUT|-]", default="-",
-                type=click.Path(dir_okay=False, allow_dash=True))
+                type=DATA_FILE)
 @ENCODING_OPTION
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "tsv"]), default="jsonl",
               show_default=True, help="tsv: log_prob, perplexity, tokens, text.")
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@batch_size_option(64)
 @BACKEND_OPTION
 def score_command(model_dir, input_path, encoding, fmt, batch_size, backend):
     """Per line of INPUT (stdin if omitted or -): its log-probability (natural log, end of
-    line included) and perplexity. One output line per input line, in order."""
+    line included) and perplexity. One output line per input line, in order.
+
+    Long lines: a line longer than 1 MiB is cut there (and scored as cut), the cut lines
+    counted in one warning on stderr; a line is scored 50 tokens at a time with the
+    recurrent state carried over, which gives the same score as one pass."""
     from seqkit import lifecycle
     from seqkit.io import RecordWriter
 

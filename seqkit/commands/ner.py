@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from seqkit import choices
-from seqkit.commands.common import (BACKEND_OPTION, add_evaluate, add_export, add_train,
-                                   apply_options, task_module)
+from seqkit.commands.common import (BACKEND_OPTION, DATA_FILE, EXISTING_FILE, MODEL_DIR,
+                                    add_evaluate, add_export, add_train, apply_options,
+                                    batch_size_option, task_module)
 
 COLUMNS = ("token_column", "tag_column", "encoding")
 
@@ -50,7 +51,7 @@ def group() -> None:
 
 add_train(
     group, "ner", help="Train a tagger on TRAIN (CoNLL columns) and write it to -o MODEL_DIR.",
-    argument=click.argument("train_path", metavar="TRAIN", type=click.Path(dir_okay=False)),
+    argument=click.argument("train_path", metavar="TRAIN", type=DATA_FILE),
     data_options=[column_options], sources=_sources, options=[
         click.option("--scheme", type=click.Choice(choices.SCHEME_NAMES, case_sensitive=False),
                      help="Tag scheme (default: detected from the tags)."),
@@ -58,7 +59,7 @@ add_train(
         click.option("--char-features", type=click.Choice(choices.CHAR_FEATURES),
                      help="Character CNN word features (auto: on unless tokens are single "
                           "characters)."),
-        click.option("--embeddings", type=click.Path(dir_okay=False, exists=True),
+        click.option("--embeddings", type=EXISTING_FILE,
                      help="Pretrained word vectors, word2vec/GloVe text format."),
         click.option("--embedding-dim", type=int, help="Word embedding size."),
         click.option("--tokenizer", type=click.Choice(choices.TOKENIZERS),
@@ -74,21 +75,25 @@ add_evaluate(
 
 
 @group.command("predict")
-@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.argument("model_dir", type=MODEL_DIR)
 @click.argument("input_path", metavar="[INPUT|-]", default="-",
-                type=click.Path(dir_okay=False, allow_dash=True))
+                type=DATA_FILE)
 @click.option("--input-format", type=click.Choice(["text", "conll"]), default="text",
               show_default=True, help="text: one sentence per line; conll: token columns.")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "conll"]), default="jsonl",
               show_default=True,
               help="jsonl: {text, entities} per line; conll: token TAB tag.")
 @column_options
-@click.option("--batch-size", type=int, default=256, show_default=True)
+@batch_size_option(256)
 @BACKEND_OPTION
 def predict_command(model_dir, input_path, input_format, fmt, batch_size, backend, **kwargs):
     """Tag INPUT (stdin if omitted or -). jsonl writes one record per input line (or
     sentence) with entity character offsets; conll writes token TAB tag, a blank line
-    after each sentence. Written as it goes."""
+    after each sentence. Written as it goes.
+
+    Long lines: a line (or CoNLL line) longer than 1 MiB is cut there, the cut lines
+    counted in one warning on stderr; a line (or sentence) of more than 512 tokens is
+    tagged in windows of 512 tokens that overlap by 64, joined into one tag per token."""
     import sys
 
     from seqkit import lifecycle

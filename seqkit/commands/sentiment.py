@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from seqkit import choices
-from seqkit.commands.common import (BACKEND_OPTION, add_evaluate, add_export, add_train,
-                                   table_options, task_module)
+from seqkit.commands.common import (BACKEND_OPTION, DATA_FILE, MODEL_DIR, add_evaluate, add_export,
+                                    add_train, batch_size_option, table_options, task_module)
 
 TABLE = ("text_column", "label_column", "sep", "encoding")
 LABEL_OPTION = click.option("--label-column", help="Name of the label column.")
@@ -35,7 +35,7 @@ def group() -> None:
 
 add_train(
     group, "sentiment", help="Train a classifier on TRAIN and write it to -o MODEL_DIR.",
-    argument=click.argument("train_path", metavar="TRAIN", type=click.Path(dir_okay=False)),
+    argument=click.argument("train_path", metavar="TRAIN", type=DATA_FILE),
     data_options=[table_options, LABEL_OPTION], sources=_sources, options=[
         click.option("--tokenizer", type=click.Choice(choices.TOKENIZERS),
                      help="auto: CJK characters and Latin words; char; whitespace."),
@@ -53,17 +53,21 @@ add_evaluate(
 
 
 @group.command("predict")
-@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.argument("model_dir", type=MODEL_DIR)
 @click.argument("input_path", metavar="[INPUT|-]", default="-",
-                type=click.Path(dir_okay=False, allow_dash=True))
+                type=DATA_FILE)
 @table_options
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "tsv", "csv"]), default="jsonl",
               show_default=True, help="tsv: label, one probability per class, text.")
-@click.option("--batch-size", type=int, default=256, show_default=True)
+@batch_size_option(256)
 @BACKEND_OPTION
 def predict_command(model_dir, input_path, fmt, batch_size, backend, **kwargs):
     """Label each line of INPUT (a text file, or a CSV/TSV with a text column; stdin if
-    omitted or -). One output record per input line, in order, written as it goes."""
+    omitted or -). One output record per input line, in order, written as it goes.
+
+    Long lines: a line (or row) longer than 1 MiB is cut there, the cut lines counted in
+    one warning on stderr; the model reads a text's first 8 x max_length tokens (max_length:
+    logged at training, in MODEL_DIR/preprocessor.json) and ignores the rest."""
     import sys
 
     from seqkit import lifecycle

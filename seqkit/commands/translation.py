@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from seqkit import choices
-from seqkit.commands.common import (BACKEND_OPTION, add_evaluate, add_export, add_train,
-                                   apply_options, task_module)
+from seqkit.commands.common import (BACKEND_OPTION, BEAM_SIZE, DATA_FILE, DECODE_LENGTH, MODEL_DIR,
+                                    add_evaluate, add_export, add_train, apply_options,
+                                    batch_size_option, beam_size_option, task_module)
 
 TOKENIZER_CHOICES = click.Choice(choices.SIDE_TOKENIZERS)
 PAIR_OPTIONS = ("source_file", "target_file", "reverse", "skip_bad_lines", "encoding")
@@ -14,10 +15,10 @@ PAIR_OPTIONS = ("source_file", "target_file", "reverse", "skip_bad_lines", "enco
 
 def pair_options(func):
     return apply_options([
-        click.option("--source-file", type=click.Path(dir_okay=False, allow_dash=True),
+        click.option("--source-file", type=DATA_FILE,
                      help="Source sentences, one per line (with --target-file, in place of "
                           "a TSV)."),
-        click.option("--target-file", type=click.Path(dir_okay=False),
+        click.option("--target-file", type=DATA_FILE,
                      help="Target sentences, line-aligned with --source-file."),
         click.option("--reverse/--no-reverse", default=None,
                      help="Swap the two sides: translate the second column into the first."),
@@ -50,17 +51,15 @@ def _sources(train_path, valid_path, kwargs):
 
 
 DECODE_OPTIONS = [
-    click.option("--beam-size", type=int,
-                 help="Beam width; 1 is greedy search (default: the model's, 5)."),
-    click.option("--max-length", type=int, default=0,
+    beam_size_option(5),
+    click.option("--max-length", type=DECODE_LENGTH, default=0,
                  help="Most tokens per translation (default: twice the longest training "
                       "target kept)."),
 ]
 
 
 def _decode_options(func):
-    return apply_options([*DECODE_OPTIONS, click.option("--batch-size", type=int, default=64,
-                                                        show_default=True)])(func)
+    return apply_options([*DECODE_OPTIONS, batch_size_option(64)])(func)
 
 
 @click.group("translation")
@@ -72,7 +71,7 @@ add_train(
     group, "translation",
     help="Train on TRAIN (TSV) or --source-file/--target-file; write -o MODEL_DIR.",
     argument=click.argument("train_path", metavar="[TRAIN]", required=False,
-                            type=click.Path(dir_okay=False, allow_dash=True)),
+                            type=DATA_FILE),
     data_options=[pair_options], sources=_sources, options=[
         click.option("--tokenizer", "both_tokenizers", type=TOKENIZER_CHOICES,
                      help="Tokenizer of both sides (auto: CJK characters and Latin words)."),
@@ -108,11 +107,11 @@ add_evaluate(
 
 
 @group.command("predict")
-@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.argument("model_dir", type=MODEL_DIR)
 @click.argument("input_path", metavar="[INPUT|-]", default="-",
-                type=click.Path(dir_okay=False, allow_dash=True))
+                type=DATA_FILE)
 @_decode_options
-@click.option("--n-best", type=int, default=1, show_default=True,
+@click.option("--n-best", type=BEAM_SIZE, default=1, show_default=True,
               help="Also list the K best translations (jsonl only).")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text",
               show_default=True, help="text: one translation per line; jsonl: with its "
@@ -122,7 +121,11 @@ add_evaluate(
 def predict_command(model_dir, input_path, beam_size, max_length, batch_size, n_best, fmt,
                     encoding, backend):
     """Translate each line of INPUT (stdin if omitted or -): one line out per line in,
-    in order, written as it goes; an empty line gives an empty line."""
+    in order, written as it goes; an empty line gives an empty line.
+
+    Long lines: a line longer than 1 MiB is cut there, the cut lines counted in one warning
+    on stderr; the model reads a source's first max_length tokens (the source side's,
+    logged at training, in MODEL_DIR/preprocessor.json) and ignores the rest."""
     import sys
 
     from seqkit import lifecycle

@@ -262,9 +262,8 @@ def _batches(pre: Preprocessor, inputs: np.ndarray, data: images.Captions, confi
         image_words.append(sorted(seen - {pre.captions.vocab.unk_id}))
     pixels = round(config.augment_shift * config.image_size) \
         if shuffle and input_name == "image" else 0
-    rng = np.random.default_rng([config.seed, 1])
 
-    def structure(b: dict) -> tuple:
+    def structure(b: dict, rng: np.random.Generator) -> tuple:
         rows, inverse = np.unique(b["image"], return_inverse=True)
         batch = images.shift(inputs[rows], pixels, rng).astype(np.float32)
         targets = b["tokens_out"]
@@ -398,5 +397,6 @@ class Predictor(artifacts.Handle):
             for start in range(0, len(paths), size):
                 yield list(paths[start:start + size])
         else:
-            yield from io.iter_lines(input_path, chunk_size=size)
+            yield from io.iter_lines(input_path, chunk_size=size,
+                                     max_line_bytes=io.MAX_LINE_BYTES)
         self.bad.warn()

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 NAME = "lm"
 EOS = "<eos>"
 CJK_THRESHOLD = 0.3  # share of CJK characters above which auto reads characters
+SCORE_WINDOW = 50  # score runs lines this many tokens at a time, carrying the states
 log = logging.getLogger("seqkit")
 
 
@@ -108,13 +109,14 @@ def read(source: Source, config: Config, reference=None) -> Corpus:
 
 
 def split(data: Corpus, config: Config) -> tuple[Corpus, Corpus]:
-    train, valid = split_holdout(data.tokens, config.valid_fraction)
+    train, valid = split_holdout(data.tokens, config.valid_fraction, data.path)
     log.info("no --valid given: holding out the last %s of %s tokens", f"{len(valid):,}",
              f"{len(train) + len(valid):,}")
     return Corpus(train, data.level, data.path), Corpus(valid, data.level, data.path)
 
 
-def split_holdout(stream: list[str], fraction: float) -> tuple[list[str], list[str]]:
+def split_holdout(stream: list[str], fraction: float, path: str | None = None
+                  ) -> tuple[list[str], list[str]]:
     """The last `fraction` of the token stream (at a line end when there is one) for
     validation: for running text a contiguous tail is the honest held-out part."""
     cut = int(len(stream) * (1 - fraction))
@@ -125,7 +127,7 @@ def split_holdout(stream: list[str], fraction: float) -> tuple[list[str], list[s
     cut = min(max(cut, 2), len(stream) - 2)
     if cut < 2:
         raise DataError(f"too little text to hold out a validation part ({len(stream)} "
-                        "tokens); pass --valid")
+                        "tokens); pass --valid", path=path)
     return stream[: cut + 1], stream[cut:]
 
 
@@ -314,25 +316,44 @@ class Predictor(artifacts.Handle):
         seqs = [self.pre.encode_line(line) for line in lines]
         log_probs: list[float | None] = [None] * len(lines)
         filled = sorted((i for i, s in enumerate(seqs) if s), key=lambda i: len(seqs[i]))
-        eos = self.pre.eos_id
         for start in range(0, len(filled), self.batch_size):
             idx = filled[start:start + self.batch_size]
-            full = [[eos, *seqs[i], eos] for i in idx]
-            width = max(len(s) for s in full) - 1
-            inputs = np.zeros((len(idx), width), dtype=np.int32)
-            targets = np.zeros((len(idx), width), dtype=np.int32)
-            for row, s in enumerate(full):
-                inputs[row, : len(s) - 1], targets[row, : len(s) - 1] = s[:-1], s[1:]
-            out = self.stepper.target_log_probs(inputs, targets)
-            for row, (i, s) in enumerate(zip(idx, full)):
-                log_probs[i] = float(out[row, : len(s) - 1].sum())
+            for i, log_prob in zip(idx, self._log_probs([seqs[i] for i in idx])):
+                log_probs[i] = log_prob
         return [score_record(line, lp, len(s) + 1 if s else 0)
                 for line, lp, s in zip(lines, log_probs, seqs)]
 
+    def _log_probs(self, seqs: Sequence[Sequence[int]]) -> list[float]:
+        """log P(ids, EOS | EOS) of each id list (shortest first), run side by side window
+        by window with the states carried over (exact for an RNN), a row dropped once its
+        line is done: memory follows the batch and the window, not the longest line."""
+        eos = self.pre.eos_id
+        streams = [np.array([eos, *s, eos], dtype=np.int32) for s in seqs]
+        totals = np.zeros(len(streams))
+        states = self.stepper.zero_states(len(streams))
+        done = 0  # rows before it have no steps left
+        for at in range(0, len(streams[-1]) - 1, SCORE_WINDOW):
+            while len(streams[done]) - 1 <= at:
+                done += 1
+            rows = streams[done:]
+            states = [state[-len(rows):] for state in states]
+            inputs = np.zeros((len(rows), min(SCORE_WINDOW, len(rows[-1]) - 1 - at)), np.int32)
+            targets, mask = np.zeros_like(inputs), np.zeros(inputs.shape)
+            for row, stream in enumerate(rows):
+                part = stream[at:at + inputs.shape[1] + 1]
+                inputs[row, :len(part) - 1], targets[row, :len(part) - 1] = part[:-1], part[1:]
+                mask[row, :len(part) - 1] = 1.0
+            log_probs, states = self.stepper(inputs, states)
+            picked = np.take_along_axis(log_probs, targets[..., None], -1)[..., 0]
+            totals[done:] += (picked * mask).sum(axis=1)
+        return [float(t) for t in totals]
+
     def chunks(self, input_path: str = "-", chunk_size: int | None = None,
                encoding: str | None = None) -> Iterator[list[str]]:
-        """Lines of text, empty ones included (each gets its record)."""
-        return io.iter_texts(input_path, encoding=encoding, chunk_size=chunk_size or 1024)
+        """Lines of text, empty ones included (each gets its record), cut at
+        io.MAX_LINE_BYTES."""
+        return io.iter_texts(input_path, encoding=encoding, chunk_size=chunk_size or 1024,
+                             max_line_bytes=io.MAX_LINE_BYTES)
 
     def generate(self, prompt: str = "", steps: int = 100, *, temperature: float = 1.0,
                  top_k: int = 0, rng: np.random.Generator) -> Iterator[str]:

@@ -27,6 +27,14 @@ if TYPE_CHECKING:
 
 NAME = "ner"
 log = logging.getLogger("seqkit")
+# Predict (and evaluate) tag a line of more than WINDOW tokens in windows of that many,
+# overlapping by 2 * CONTEXT: a window's tags are kept but for the CONTEXT tokens at an edge
+# it shares with a neighbour. 512 is more than nearly any sentence of a NER corpus
+# (CoNLL-2003's longest has 124 tokens), so sentences are tagged whole, as in training;
+# longer lines are documents, where a tag depends on the tokens near it, and 32 on each
+# side give those.
+WINDOW, CONTEXT = 512, 32
+ROW_TOKENS = 32  # a batch of windows holds batch_size * ROW_TOKENS tokens, as one of sentences
 
 
 # 1. Config ---------------------------------------------------------------------------------
@@ -123,12 +131,23 @@ def resolve_scheme(config: Config, sentences: Sequence[corpora.Sentence]) -> str
 
 
 def check_tags(sentences: Sequence[corpora.Sentence], scheme: str, path: str) -> None:
-    """Every tag must belong to the scheme; the first that does not is a FILE:LINE error."""
+    """Every tag must belong to the scheme; the first that does not is a FILE:LINE error.
+    BIO's I- tags that open an entity are counted in a warning that names the first."""
+    stray, first = 0, None
     for sentence in sentences:
         for tag, line in zip(sentence.tags, sentence.lines):
             problem = schemes.check(tag, scheme)
             if problem:
                 raise DataError(problem, path=path, line=line)
+        if scheme == "bio":
+            found = schemes.stray_insides(sentence.tags)
+            stray += len(found)
+            if found and first is None:
+                first = sentence.lines[found[0]]
+    if stray:
+        log.warning("%s:%d: %s I- tag%s open an entity in this BIO file (after O or another "
+                    "type; B- was expected); each is read as the start of an entity", path,
+                    first, f"{stray:,}", "" if stray == 1 else "s")
 
 
 def split(data: Tagged, config: Config) -> tuple[Tagged, Tagged]:
@@ -293,9 +312,8 @@ def _batches(pre: Preprocessor, sentences, config: Config, shuffle: bool,
              singletons: np.ndarray | None = None) -> Batches:
     columns = pre.inputs([s.tokens for s in sentences])
     columns["tags"] = pre.encode_tags(s.tags for s in sentences)
-    rng = np.random.default_rng(config.seed)
 
-    def structure(b):
+    def structure(b, rng):
         x = {k: v for k, v in b.items() if k != "tags"}
         if singletons is not None and config.unk_replace > 0:
             # Lample et al. (2016): words seen once are sometimes fed as <unk>, so that the
@@ -328,21 +346,65 @@ def decode(line: str, spans: Sequence[tuple[int, int]], tags: Sequence[str], sch
 
 
 def predict_tags(model, pre: Preprocessor, token_lists: Sequence[Sequence[str]],
-                 batch_size: int = 256) -> list[list[str]]:
-    """One tag per token; an empty token list gets an empty tag list."""
-    filled = [i for i, toks in enumerate(token_lists) if toks]
-    out: list[list[str]] = [[] for _ in token_lists]
-    if filled:
-        inputs = pre.inputs([token_lists[i] for i in filled])
-        for i, scores in zip(filled, predict_padded(model, inputs, batch_size)):
-            out[i] = pre.decode_tags(np.argmax(scores, axis=-1))
+                 batch_size: int = 256, window: int = WINDOW) -> list[list[str]]:
+    """One tag per token; an empty token list gets an empty tag list. A list longer than
+    `window` tokens is tagged in overlapping windows (see WINDOW), a batch of windows at
+    a time, so memory follows the batch and the window, not the list."""
+    ids = [np.zeros(len(toks), dtype=np.int32) for toks in token_lists]
+    whole = [i for i, toks in enumerate(token_lists) if 0 < len(toks) <= window]
+    if whole:
+        inputs = pre.inputs([token_lists[i] for i in whole])
+        for i, scores in zip(whole, predict_padded(model, inputs, batch_size)):
+            ids[i] = np.argmax(scores, axis=-1)
+    rows = max(1, batch_size * ROW_TOKENS // window)
+
+    def tag(group: list[tuple[int, int, int, int, int]]) -> None:
+        inputs = pre.inputs([token_lists[i][start:end] for i, start, end, _, _ in group])
+        for (i, start, _, keep, stop), scores in zip(group, predict_padded(model, inputs, rows)):
+            ids[i][keep:stop] = np.argmax(scores[keep - start:stop - start], axis=-1)
+
+    group = []
+    for i, toks in enumerate(token_lists):
+        for piece in windows(len(toks), window) if len(toks) > window else ():
+            group.append((i, *piece))
+            if len(group) == rows:
+                tag(group)
+                group = []
+    if group:
+        tag(group)
+    return [pre.decode_tags(t) if len(t) else [] for t in ids]
+
+
+def windows(length: int, size: int = WINDOW) -> list[tuple[int, int, int, int]]:
+    """(start, end, keep, stop) of each window a list of `length` tokens is tagged in:
+    windows of `size` tokens overlapping by twice the context (CONTEXT, at most a quarter
+    of `size`); each gives the tags of tokens keep..stop, all but the context tokens at an
+    edge it shares with a neighbour. The last window ends at the list's end."""
+    if length <= size:
+        return [(0, length, 0, length)]
+    context = min(CONTEXT, size // 4)
+    out, kept, start = [], 0, 0
+    while kept < length:
+        start = min(start, length - size)
+        end = start + size
+        stop = length if end == length else end - context
+        out.append((start, end, kept, stop))
+        kept, start = stop, start + size - 2 * context
     return out
 
 
 def score(model, config: Config, pre: Preprocessor, data: Tagged,
           batch_size: int | None = None) -> dict:
     """Entity precision, recall and F1 (micro and per type, conlleval-compatible) and token
-    accuracy, in the data's scheme."""
+    accuracy, in the data's scheme. An entity type the model never saw is an error (it
+    could only score 0), as sentiment refuses an unseen label."""
+    known = schemes.entity_types([pre.tags])
+    for sentence in data.sentences:
+        for tag, line in zip(sentence.tags, sentence.lines):
+            parts = schemes.split_tag(tag)
+            if parts and parts[0] != schemes.OUTSIDE and parts[1] not in known:
+                raise DataError(f"entity type {parts[1]!r} was not seen in training; known "
+                                f"types: {', '.join(sorted(known))}", path=data.path, line=line)
     predicted = predict_tags(model, pre, [s.tokens for s in data.sentences],
                              batch_size or config.batch_size * 8)
     return metrics.entity_scores([s.tags for s in data.sentences], predicted, pre.scheme)
@@ -386,13 +448,16 @@ class Predictor(artifacts.Handle):
                input_format: str = "text", token_column: int = 1,
                encoding: str | None = None) -> Iterator[list]:
         """Lines of text (input_format text), or the token lists of a CoNLL file's
-        sentences (conll; its tags, if any, are not read)."""
+        sentences (conll; its tags, if any, are not read). Lines are cut at
+        io.MAX_LINE_BYTES."""
         chunk_size = chunk_size or 1024
         if input_format != "conll":
-            yield from io.iter_texts(input_path, encoding=encoding, chunk_size=chunk_size)
+            yield from io.iter_texts(input_path, encoding=encoding, chunk_size=chunk_size,
+                                     max_line_bytes=io.MAX_LINE_BYTES)
             return
         chunk: list[list[str]] = []
-        for sentence in corpora.iter_conll(input_path, token_column, None, encoding):
+        for sentence in corpora.iter_conll(input_path, token_column, None, encoding,
+                                           max_line_bytes=io.MAX_LINE_BYTES):
             chunk.append(sentence.tokens)
             if len(chunk) >= chunk_size:
                 yield chunk

@@ -93,6 +93,9 @@ def split(data: Labelled, config: Config) -> tuple[Labelled, Labelled]:
     """A stratified hold-out (plain random when some class has one example)."""
     from sklearn.model_selection import train_test_split
 
+    if len(data.texts) < 2:
+        raise DataError(f"{len(data.texts)} example: too few to hold out a validation set; "
+                        "give more, or a --valid file", path=data.path)
     counts = {label: data.labels.count(label) for label in set(data.labels)}
     stratify = data.labels if min(counts.values()) >= 2 else None
     if stratify is None:
@@ -124,6 +127,9 @@ class Preprocessor:
     @classmethod
     def fit(cls, data: Labelled, config: Config) -> "Preprocessor":
         texts, labels = data.texts, data.labels
+        if len(set(labels)) < 2:
+            raise DataError(f"every example has the label {labels[0]!r}: a classifier "
+                            "learns from at least two labels", path=data.path)
         token_lists = [text.tokenize(text.normalize(t), config.tokenizer, config.lowercase)
                        for t in texts]
         vocab = text.Vocabulary.build(token_lists, config.min_count, config.max_vocab)
@@ -233,7 +239,7 @@ def _batches(pre: Preprocessor, data: Labelled, config: Config, shuffle: bool) -
     columns = {name: [col[i] for i in keep] for name, col in columns.items()}
     names = list(columns)
     return Batches({**columns, "label": labels[keep]}, [len(s) for s in columns["tokens"]],
-                   config.batch_size, lambda b: ({n: b[n] for n in names}, b["label"]),
+                   config.batch_size, lambda b, rng: ({n: b[n] for n in names}, b["label"]),
                    shuffle=shuffle, seed=config.seed)
 
 
@@ -298,5 +304,7 @@ class Predictor(artifacts.Handle):
     def chunks(self, input_path: str = "-", chunk_size: int | None = None,
                text_column: str | None = None, sep: str | None = None,
                encoding: str | None = None) -> Iterator[list[str]]:
-        """Lines of text, or the text column of a CSV/TSV."""
-        return io.iter_texts(input_path, text_column, sep, encoding, chunk_size or 1024)
+        """Lines of text, or the text column of a CSV/TSV; lines (rows) are cut at
+        io.MAX_LINE_BYTES."""
+        return io.iter_texts(input_path, text_column, sep, encoding, chunk_size or 1024,
+                             io.MAX_LINE_BYTES)

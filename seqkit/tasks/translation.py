@@ -251,7 +251,7 @@ def _batches(pre: Preprocessor, pairs: Pairs, config: Config, shuffle: bool) -> 
     lengths = [len(columns["source"][j]) + len(columns["target_in"][j])
                for j in range(len(keep))]
     return Batches(columns, lengths, config.batch_size,
-                   lambda b: ({"source": b["source"], "target_in": b["target_in"]},
+                   lambda b, rng: ({"source": b["source"], "target_in": b["target_in"]},
                               b["target_out"]),
                    shuffle=shuffle, seed=config.seed)
 
@@ -396,5 +396,5 @@ class Predictor(artifacts.Handle):
 
     def chunks(self, input_path: str = "-", chunk_size: int | None = None,
                encoding: str | None = None) -> Iterator[list[str]]:
-        """The lines of INPUT, one source per line."""
-        return io.iter_lines(input_path, encoding, chunk_size or 256)
+        """The lines of INPUT, one source per line, cut at io.MAX_LINE_BYTES."""
+        return io.iter_lines(input_path, encoding, chunk_size or 256, io.MAX_LINE_BYTES)
