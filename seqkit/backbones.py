@@ -104,6 +104,17 @@ class MaskedGlobalMaxPooling1D(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="seqkit")
+class TokenConcatenate(keras.layers.Concatenate):
+    """Features side by side, masked as the first input (the token embedding) is. Keras's
+    Concatenate gives an unmasked input (character, bigram or shape features) an all-True
+    mask and ORs the masks together, so the recurrent layers would read padding as tokens,
+    and a sentence's outputs would depend on how long the others in its batch are."""
+
+    def compute_mask(self, inputs, mask=None):
+        return None if mask is None else mask[0]
+
+
+@keras.saving.register_keras_serializable(package="seqkit")
 class CharPool(keras.layers.Layer):
     """Max over the characters of each word, skipping padding characters:
     (batch, time, chars, filters) + char ids (batch, time, chars) -> (batch, time, filters)."""

@@ -116,7 +116,7 @@ def build_network(config, pre):
     (batch, time, tags))."""
     import keras
 
-    from seqkit.backbones import BackboneSpec, CharPool, apply_backbone
+    from seqkit.backbones import BackboneSpec, CharPool, TokenConcatenate, apply_backbone
 
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")  # (batch, time)
     inputs = {"tokens": tokens}
@@ -132,19 +132,19 @@ def build_network(config, pre):
         c = keras.layers.Conv2D(config.char_filters, (1, config.char_width), padding="same",
                                 activation="tanh", name="char_cnn")(c)  # (b, t, c, filters)
         c = CharPool(name="char_pool")([c, chars])  # (batch, time, filters)
-        x = keras.layers.Concatenate(name="word_features")([x, c])
+        x = TokenConcatenate(name="word_features")([x, c])
     if pre.bigrams is not None:
         bigrams = keras.Input(shape=(None,), dtype="int32", name="bigrams")  # (batch, time)
         inputs["bigrams"] = bigrams
         b = keras.layers.Embedding(len(pre.bigrams), config.bigram_embedding_dim,
                                    name="bigram_embedding")(bigrams)  # (batch, time, bdim)
-        x = keras.layers.Concatenate(name="token_features")([x, b])
+        x = TokenConcatenate(name="token_features")([x, b])
     if pre.shapes:
         shapes = keras.Input(shape=(None,), dtype="int32", name="shapes")  # (batch, time)
         inputs["shapes"] = shapes
         s = keras.layers.Embedding(len(SHAPES), config.case_embedding_dim,
                                    name="shape_embedding")(shapes)  # (batch, time, sdim)
-        x = keras.layers.Concatenate(name="shape_features")([x, s])
+        x = TokenConcatenate(name="shape_features")([x, s])
     if config.dropout > 0:
         x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
     x, _ = apply_backbone(x, BackboneSpec.from_config(config), return_sequences=True)

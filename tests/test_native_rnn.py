@@ -24,10 +24,16 @@ def tokens() -> np.ndarray:
 
 
 def classifier(cell: str, bidirectional: bool, layers: int, pooling: str,
-               tail=None) -> keras.Model:
-    """Sentiment's shape with random weights (large enough that every gate matters)."""
+               tail=None, features: bool = False) -> keras.Model:
+    """Sentiment's shape with random weights (large enough that every gate matters);
+    `features` adds unmasked per-token features beside the masked embedding, as
+    ner's characters and shapes and sentiment's bigrams are."""
+    from seqkit.backbones import TokenConcatenate
+
     ids = keras.Input((None,), dtype="int32", name="tokens")
     x = keras.layers.Embedding(30, 8, mask_zero=True)(ids)
+    if features:
+        x = TokenConcatenate()([x, keras.layers.Embedding(30, 3)(ids)])
     spec = BackboneSpec(cell=cell, units=6, layers=layers, bidirectional=bidirectional,
                         dropout=0.3)
     x, _ = apply_backbone(x, spec, return_sequences=pooling != "last")
@@ -47,17 +53,18 @@ def op_types(path) -> collections.Counter:
     return collections.Counter(node.op_type for node in onnx.load(str(path)).graph.node)
 
 
-@pytest.mark.parametrize("cell, bidirectional, layers, pooling", [
-    ("lstm", True, 1, "max"),
-    ("lstm", False, 2, "last"),
-    ("gru", True, 2, "mean"),
-    ("gru", True, 1, "last"),
-    ("simple_rnn", True, 1, "max"),
-    ("simple_rnn", False, 2, "none"),  # per-token outputs, as ner's emissions
+@pytest.mark.parametrize("cell, bidirectional, layers, pooling, features", [
+    ("lstm", True, 1, "none", True),  # ner's shape: its mask survives the features
+    ("lstm", True, 1, "max", False),
+    ("lstm", False, 2, "last", False),
+    ("gru", True, 2, "mean", False),
+    ("gru", True, 1, "last", False),
+    ("simple_rnn", True, 1, "max", False),
+    ("simple_rnn", False, 2, "none", False),  # per-token outputs, as ner's emissions
 ])
 def test_fused_operators_give_the_keras_outputs(cell, bidirectional, layers, pooling,
-                                                tmp_path):
-    model = classifier(cell, bidirectional, layers, pooling)
+                                                features, tmp_path):
+    model = classifier(cell, bidirectional, layers, pooling, features=features)
     path = graphs.export(model, tmp_path / "m.onnx", {"tokens": tokens()}, fused_rnn=True)
     ops = op_types(path)
     assert ops[{"lstm": "LSTM", "gru": "GRU", "simple_rnn": "RNN"}[cell]] == layers

@@ -197,7 +197,7 @@ def sort_labels(labels: Iterable[str]) -> list[str]:
 def build_model(config: Config, pre: Preprocessor) -> keras.Model:
     import keras
 
-    from seqkit.backbones import BackboneSpec, apply_backbone, pool_sequence
+    from seqkit.backbones import BackboneSpec, TokenConcatenate, apply_backbone, pool_sequence
 
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")  # (batch, time)
     inputs = {"tokens": tokens}
@@ -207,7 +207,7 @@ def build_model(config: Config, pre: Preprocessor) -> keras.Model:
         inputs["bigrams"] = keras.Input(shape=(None,), dtype="int32", name="bigrams")
         b = keras.layers.Embedding(len(pre.bigrams), config.bigram_embedding_dim,
                                    name="bigram_embedding")(inputs["bigrams"])  # (b, t, bdim)
-        x = keras.layers.Concatenate(name="token_features")([x, b])  # keeps the token mask
+        x = TokenConcatenate(name="token_features")([x, b])  # keeps the token mask
     if config.dropout > 0:
         x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
     spec = BackboneSpec.from_config(config)
