@@ -4,6 +4,8 @@
     MODEL_DIR/preprocessor.json   vocabularies, label set, lengths: everything outside the graph
     MODEL_DIR/config.toml         the resolved config, plus a [seqkit] table naming the task
     MODEL_DIR/metrics.json        validation metrics and the training summary
+    MODEL_DIR/curves.png          loss and the monitored metric per epoch (seqkit.plots)
+    MODEL_DIR/logs/               TensorBoard logs, unless --no-tensorboard (seqkit.summaries)
 
 Training works in MODEL_DIR.partial/ (which also holds the checkpoints that --resume uses)
 and renames it to MODEL_DIR only once everything is written, so a crash never leaves a

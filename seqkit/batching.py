@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from seqkit import progress
+
 if TYPE_CHECKING:
     import tensorflow as tf
 
@@ -245,6 +247,7 @@ def predict_padded(model, seqs: Sequence[Sequence[int]] | dict[str, Sequence],
     # and there the extra padded steps are only extra work.
     multiple = getattr(model, "pad_multiple", 8)
     results: list = [None] * len(seqs)
+    progress.expect(len(order))
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         if columns:
@@ -255,4 +258,5 @@ def predict_padded(model, seqs: Sequence[Sequence[int]] | dict[str, Sequence],
         out = np.asarray(model.predict_on_batch(batch))
         for row, i in zip(out, idx):
             results[i] = row[: len(seqs[i])] if row.ndim >= 2 else row
+        progress.advance(len(idx))
     return results

@@ -15,7 +15,8 @@ import sys
 
 import click
 
-from seqkit import __version__, runtime
+from seqkit import __version__, progress, runtime
+from seqkit.commands.common import Finite
 from seqkit.errors import SeqkitError
 
 # name -> (module with a `group`, one-line description); None: not built yet
@@ -26,6 +27,13 @@ TASKS = {
                     "seq2seq encoder-decoder translation, many-to-many"),
     "caption": ("seqkit.commands.caption", "image captioning, one-to-many"),
     "lm": ("seqkit.commands.lm", "language model and text generation"),
+}
+
+# root commands that live in their own module (its `command`), loaded when they run
+COMMANDS = {
+    "compare": "seqkit.commands.compare",
+    "gradients": "seqkit.commands.gradients",
+    "info": "seqkit.commands.info",
 }
 
 _state = {"debug": False}
@@ -46,9 +54,11 @@ class TaskGroup(click.Group):
             raise _PipeClosed() from exc
 
     def list_commands(self, ctx):
-        return [*TASKS, *sorted(super().list_commands(ctx))]
+        return [*TASKS, *sorted([*super().list_commands(ctx), *COMMANDS])]
 
     def get_command(self, ctx, name):
+        if name in COMMANDS:
+            return importlib.import_module(COMMANDS[name]).command
         if name not in TASKS:
             return super().get_command(ctx, name)
         module, summary = TASKS[name]
@@ -71,8 +81,12 @@ def _not_built(name: str, summary: str) -> click.Command:
 @click.group(cls=TaskGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="seqkit")
 @click.option("--debug", is_flag=True, help="Show tracebacks and TensorFlow's own logs.")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
-def cli(debug: bool, quiet: bool) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr (no progress).")
+@click.option("--progress-every", type=Finite(0.0), default=30.0, show_default=True,
+              metavar="SECONDS", envvar="SEQKIT_PROGRESS_EVERY", show_envvar=True,
+              help="When stderr is not a terminal, one progress line of train, evaluate "
+                   "and predict every SECONDS (on a terminal: a bar).")
+def cli(debug: bool, quiet: bool, progress_every: float) -> None:
     """RNN recipes for sequence problems, from the shell.
 
     \b
@@ -82,6 +96,7 @@ def cli(debug: bool, quiet: bool) -> None:
     """
     _state["debug"] = debug
     runtime.debug = debug
+    progress.every = progress_every
     if runtime.owns_process and not debug:
         runtime.keep_native_logs_off_stderr()
     setup_logging(debug, quiet)

@@ -19,6 +19,8 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from seqkit import progress
+
 Step = Callable[[np.ndarray, list], tuple[np.ndarray, list]]
 
 
@@ -212,10 +214,12 @@ class Captioner:
         """For each image (or feature map), its n_best hypotheses of at most `limit`
         tokens, best first (greedy when beam_size is 1)."""
         results = []
+        progress.expect(len(inputs))
         for first in range(0, len(inputs), batch_size):
             batch = np.asarray(inputs[first:first + batch_size], dtype=np.float32)
             out = self.start(batch)
             states = [np.asarray(s) for s in (out if isinstance(out, (list, tuple)) else [out])]
             results += self.decoder.search(states, len(batch), self.bos, self.eos, limit,
                                            beam_size, n_best, self.alpha)
+            progress.advance(len(batch))
         return results

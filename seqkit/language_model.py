@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from seqkit import progress
+
 if TYPE_CHECKING:
     import keras
 
@@ -116,10 +118,12 @@ class Stepper:
         by window with the states carried over, so the result is that of one pass."""
         states = self.zero_states(len(inputs))
         out = np.zeros(inputs.shape, dtype=np.float64)
+        progress.expect(inputs.size, unit="tokens")
         for start in range(0, inputs.shape[1], window):
             part = slice(start, start + window)
             log_probs, states = self(inputs[:, part], states)
             out[:, part] = np.take_along_axis(log_probs, targets[:, part, None], -1)[..., 0]
+            progress.advance(out[:, part].size)
         return out
 
 

@@ -33,13 +33,14 @@ directory into place (seqkit.artifacts).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import logging.handlers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from seqkit import artifacts
+from seqkit import artifacts, progress
 from seqkit.errors import first_line
 
 log = logging.getLogger("seqkit")
@@ -59,17 +60,20 @@ class Plan:
 
 
 def train(task, source, out_dir: str | Path, config, *, valid=None, force: bool = False,
-          resume: bool = False) -> dict:
+          resume: bool = False, tensorboard: bool = True) -> dict:
     """Train `task` on `source` (and `valid`, else a hold-out) and write MODEL_DIR; returns
-    {"validation": scores, "training": summary}, as written to metrics.json."""
+    {"validation": scores, "training": summary}, as written to metrics.json. MODEL_DIR also
+    gets curves.png and, with `tensorboard`, logs/ (seqkit.summaries)."""
     from seqkit.runtime import load_tensorflow
 
     load_tensorflow()
     with artifacts.training_lock(out_dir):
-        return _train(task, source, out_dir, config, valid=valid, force=force, resume=resume)
+        return _train(task, source, out_dir, config, valid=valid, force=force, resume=resume,
+                      tensorboard=tensorboard)
 
 
-def _train(task, source, out_dir, config, *, valid, force: bool, resume: bool) -> dict:
+def _train(task, source, out_dir, config, *, valid, force: bool, resume: bool,
+           tensorboard: bool = True) -> dict:
     from seqkit.training import TrainSpec, fit, set_seed
 
     if resume:  # the interrupted run's config, before reading (reading may depend on it)
@@ -100,15 +104,32 @@ def _train(task, source, out_dir, config, *, valid, force: bool, resume: bool) -
     plan = task.prepare(config, pre, data, valid_data, resume)
     fitted, summary = fit(plan.model, plan.train, plan.valid, TrainSpec.from_config(config),
                           work, monitor=plan.monitor, mode=plan.mode, resume=resume,
-                          callbacks=plan.callbacks, custom_objects=plan.custom_objects)
+                          callbacks=plan.callbacks, custom_objects=plan.custom_objects,
+                          tensorboard=tensorboard)
+    draw_curves(summary, work)
     model = plan.finish(fitted)
     scores = task.score(model, config, pre, valid_data)
     log.info("validation %s", task.describe(scores))
     export_graphs(task, model, config, pre, work)
-    result = {"validation": scores, "training": summary}
+    result = {"validation": scores, "training": summary,
+              "data": data_summary(source, valid, plan)}
     artifacts.complete(work, out_dir, task=task.NAME, model=model, preprocessor=pre.to_json(),
                        config=config, metrics=result)
     return result
+
+
+def data_summary(source, valid, plan: Plan) -> dict:
+    """What the model was trained on, for `seqkit info`: how each file was read, and the
+    examples fitted (valid None: held out from the training data)."""
+    def part(src, batches) -> dict:
+        fields = dataclasses.asdict(src) if dataclasses.is_dataclass(src) else {}
+        lengths = getattr(batches, "lengths", None)  # lm's windows have no examples
+        return {"source": {k: v for k, v in fields.items() if v not in (None, False)},
+                "examples": len(lengths) if lengths is not None else None}
+
+    held_out = {**part(None, plan.valid), "held_out": True}
+    return {"train": part(source, plan.train),
+            "valid": part(valid, plan.valid) if valid is not None else held_out}
 
 
 @contextlib.contextmanager
@@ -143,14 +164,28 @@ def export_graphs(task, model, config, pre, directory: Path) -> None:
                     type(exc).__name__, reason)
 
 
+def draw_curves(summary: dict, directory: Path) -> None:
+    """curves.png from the fit loop's history; a picture that cannot be drawn must not
+    throw away a finished training, so that is a warning."""
+    from seqkit import plots
+
+    try:
+        plots.training_curves(summary["history"], summary["monitor"],
+                              Path(directory) / plots.CURVES_FILE, summary["best_epoch"])
+    except Exception as exc:  # matplotlib raises many types
+        log.warning("could not draw %s (%s: %s)", plots.CURVES_FILE, type(exc).__name__,
+                    first_line(exc))
+
+
 def evaluate(task, model_dir: str | Path, source, *, batch_size: int | None = None,
              load: dict | None = None, **options) -> dict:
     """Score the model in `model_dir` on the data of `source`."""
     predictor = task.Predictor(str(model_dir), batch_size, **(load or {}))
     with held_logs():
         data = task.read(source, predictor.config, reference=predictor.pre)
-    return task.score(predictor.model, predictor.config, predictor.pre, data,
-                      batch_size=predictor.batch_size, **options)
+    with progress.counting("evaluate"):
+        return task.score(predictor.model, predictor.config, predictor.pre, data,
+                          batch_size=predictor.batch_size, **options)
 
 
 def predict(task, model_dir: str | Path, input_path: str = "-", *,
@@ -165,6 +200,12 @@ def predict(task, model_dir: str | Path, input_path: str = "-", *,
 
 def stream(predictor, input_path: str = "-", chunk_size: int | None = None,
            read: dict | None = None, **options) -> Iterator[list[dict]]:
-    """What `predict` does, with a Predictor already loaded."""
+    """What `predict` does, with a Predictor already loaded; progress counts the lines
+    answered, after they are handed on, so that it never holds an answer back."""
+    meter = progress.for_input("predict", input_path)
     for chunk in predictor.chunks(input_path, chunk_size, **(read or {})):
         yield predictor.predict(chunk, **options)
+        if meter is not None:
+            meter.advance(len(chunk))
+    if meter is not None:
+        meter.close()

@@ -134,6 +134,24 @@ def build_step_model(model: keras.Model, spec: DecoderSpec, memory_units: int = 
     return keras.Model([token, *states, *context], [logits, *new_states], name="decoder_step")
 
 
+def attention_weights(model: keras.Model, spec: DecoderSpec, tokens, states: list,
+                      context: list):
+    """The attention weights of a teacher-forced decoder pass over `tokens` (batch, time)
+    from `states`, with the trained model's named layers, run eagerly (for pictures of a
+    few inputs): (batch, time, mem_time). Row t is what the step that read token t (and
+    predicted token t + 1) attended to. context is [memory, keys, mask], as in
+    run_decoder (the mask may be left out)."""
+    layers = {name: model.get_layer(name) for name in decoder_layer_names(spec)}
+    memory, keys, *mask = context
+    y, *_ = layers["decoder"](layers["target_embedding"](tokens), initial_state=list(states),
+                              training=False)
+    query = layers["attention_query"](y) if "attention_query" in layers else y
+    _, weights = layers["attention"]([query, memory, keys],
+                                     mask=[None, keras.ops.convert_to_tensor(mask[0])]
+                                     if mask else None, return_attention_scores=True)
+    return keras.ops.convert_to_numpy(weights)
+
+
 def loss() -> keras.losses.Loss:
     # id 0 is padding: it counts neither in the loss nor in its mean
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)

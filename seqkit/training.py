@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from seqkit import config as configlib
+from seqkit import progress, summaries
 from seqkit.errors import ConfigError
 
 log = logging.getLogger("seqkit")
@@ -72,6 +73,57 @@ class _EpochLog(keras.callbacks.Callback):
                          if k not in ("learning_rate", "seconds"))
         log.info("epoch %d/%d: %s (%.1fs, %s tokens/s)", epoch + 1, self.epochs, shown,
                  seconds, f"{self.tokens / max(seconds, 1e-9):,.0f}")
+
+
+class _Progress(keras.callbacks.Callback):
+    """Training progress on stderr: on a terminal, Keras's Progbar with tokens per second;
+    elsewhere a plain line every progress.every seconds (Keras's verbose=2 would say
+    nothing until an epoch ends), and the same for validation. Tokens per second count
+    the mean tokens of a batch, as the epoch line does."""
+
+    def __init__(self, epochs: int, train, valid):
+        super().__init__()
+        self.epochs, self.train, self.valid = epochs, train, valid
+        self.terminal = progress.is_terminal(sys.stderr)
+        self.epoch, self.bar, self.meter = 0, None, None
+
+    @staticmethod
+    def _values(logs) -> dict[str, float]:
+        """The batch's logs (running means), loss first."""
+        names = sorted(logs or {}, key=lambda name: name != "loss")
+        return {k: float(logs[k]) for k in names if np.ndim(logs[k]) == 0}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, steps = epoch, len(self.train)
+        self.meter = progress.Meter(f"epoch {epoch + 1}/{self.epochs} step", steps,
+                                    rate_unit="tokens", scale=self.train.tokens / max(steps, 1),
+                                    terminal=False)
+        if self.terminal:
+            sys.stderr.write(f"Epoch {epoch + 1}/{self.epochs}\n")
+            self.bar = keras.utils.Progbar(steps, stateless_metrics=(), unit_name="step")
+
+    def on_train_batch_end(self, batch, logs=None):
+        values = self._values(logs)
+        if self.bar is None:
+            self.meter.advance(1, **values)
+            return
+        self.meter.count(1)
+        self.bar.update(self.meter.done, [*values.items(), ("tokens/s", round(self.meter.rate()))])
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.bar is not None and self.meter.done < self.meter.total:  # a time limit
+            self.bar.update(self.meter.done, finalize=True)
+
+    def on_test_begin(self, logs=None):
+        if not self.terminal and self.valid is not None:
+            steps = len(self.valid)
+            self.meter = progress.Meter(
+                f"epoch {self.epoch + 1}/{self.epochs} validation step", steps,
+                rate_unit="tokens", scale=self.valid.tokens / max(steps, 1))
+
+    def on_test_batch_end(self, batch, logs=None):
+        if not self.terminal and self.valid is not None:
+            self.meter.advance(1, **self._values(logs))
 
 
 class TimeLimit(keras.callbacks.Callback):
@@ -254,8 +306,8 @@ class ScoreCallback(keras.callbacks.Callback):
 
 def fit(model: keras.Model, train, valid, spec: TrainSpec,
         work_dir: Path, *, monitor: str, mode: str, resume: bool = False,
-        custom_objects: dict | None = None, callbacks: Sequence[keras.callbacks.Callback] = ()
-        ) -> tuple[keras.Model, dict]:
+        custom_objects: dict | None = None, callbacks: Sequence[keras.callbacks.Callback] = (),
+        tensorboard: bool = True) -> tuple[keras.Model, dict]:
     """Train `model` (compiled) and return it with the best weights and a summary.
 
     `train` and `valid` are Batches or Windows (anything with dataset(), tokens, epoch).
@@ -263,7 +315,8 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
     metrics they log can be monitored, and before the checkpoint, so it saves what they changed.
 
     With resume, the model, optimizer and early-stopping state come from the checkpoint in
-    `work_dir` and training goes on from the epoch after the last one completed.
+    `work_dir` and training goes on from the epoch after the last one completed. With
+    tensorboard, scalars go to `work_dir`/logs (seqkit.summaries).
     """
     spec.validate()
     directory = Path(work_dir) / CHECKPOINT_DIR
@@ -298,8 +351,13 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
     watcher = Monitor(monitor, mode, spec.patience, spec.lr_decay if on_plateau else 1.0,
                       state=_monitor_state(saved, history, monitor), best_weights=best_weights)
     schedule = [_lr_schedule(spec)] if spec.lr_decay < 1 and not on_plateau else []
-    callbacks = [*callbacks, *schedule, watcher, _EpochLog(spec.epochs, train.tokens),
-                 _Checkpoint(directory, watcher, history, saved and saved.get("best"))]
+    shown = [_Progress(spec.epochs, train, valid)] if progress.shown() else []
+    # TensorBoard before the checkpoint: a run killed between the two logs an epoch that
+    # its resumption logs again, rather than losing one
+    logs = [] if not tensorboard else [summaries.TensorBoardLogs(
+        Path(work_dir) / summaries.LOGS_DIR, summaries.probe_batch(train))]
+    callbacks = [*callbacks, *schedule, watcher, *shown, _EpochLog(spec.epochs, train.tokens),
+                 *logs, _Checkpoint(directory, watcher, history, saved and saved.get("best"))]
     if spec.ema > 0:  # first, so that every other callback sees the averaged weights
         callbacks.insert(0, _SwapAverage(resumed=saved is not None))
     if spec.max_minutes > 0:
@@ -314,7 +372,7 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
             with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress to stdout
                 model.fit(train.dataset(), validation_data=valid.dataset() if valid else None,
                           epochs=spec.epochs, initial_epoch=initial_epoch, callbacks=callbacks,
-                          shuffle=False, verbose=1 if sys.stderr.isatty() else 0)
+                          shuffle=False, verbose=0)
         except KeyboardInterrupt:
             if (directory / STATE).exists():
                 log.warning("stopped; the last finished epoch is kept in %s: run the same "

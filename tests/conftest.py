@@ -120,6 +120,21 @@ def interrupt_after_epoch(monkeypatch, last: int):
     return lambda: monkeypatch.setattr(training._Checkpoint, "on_epoch_end", real_end)
 
 
+def event_scalars(folder):
+    """{tag: {step: value}} of every event file in `folder`, read back with TensorFlow."""
+    import tensorflow as tf
+
+    found = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                assert value.metadata.plugin_data.plugin_name == "scalars"
+                found.setdefault(value.tag, {})[event.step] = float(
+                    tf.make_ndarray(value.tensor))
+    return found
+
+
 @dataclass
 class Result:
     code: int

@@ -453,3 +453,15 @@ def test_onnx_backend_captions_as_keras_does(cap_model, cap_data, cli):
         for a, b in zip(runs["onnx"], runs["keras"]):
             assert a["caption"] == b["caption"] and abs(a["score"] - b["score"]) <= 2e-4
     run_without_tensorflow("caption", "predict", cap_model, paths[0])
+
+
+def test_evaluate_plots_attention_over_the_image(cap_model, cap_data, tmp_path):
+    pytest.importorskip("matplotlib")
+    from seqkit.cli import run
+
+    code = run(["-q", "caption", "evaluate", str(cap_model), str(cap_data / "valid.csv"),
+                "--images", str(cap_data / "images"), "--plots", str(tmp_path),
+                "--plots-count", "2"])
+    assert code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["attention_1.png", "attention_2.png"]
+    assert all(p.stat().st_size > 2000 for p in tmp_path.iterdir())

@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
+from conftest import event_scalars
 from harness import TaskCase
 
 
@@ -144,7 +145,10 @@ def test_train_save_load_predict_round_trip(case, data_dir, tmp_path):
     graphs = {"sentiment": ["model.onnx"], "ner": ["model.onnx", "crf.npz"],
               "lm": ["model.onnx"]}.get(case.name, ["decoder.onnx", "encoder.onnx"])
     assert sorted(p.name for p in out.iterdir()) == sorted([
-        "config.toml", "metrics.json", "model.keras", "preprocessor.json", *graphs])
+        "config.toml", "curves.png", "logs", "metrics.json", "model.keras",
+        "preprocessor.json", *graphs])
+    norms = event_scalars(out / "logs" / "train")["epoch_gradient_norm"]
+    assert norms and all(0 < norm < float("inf") for norm in norms.values())
     assert not (tmp_path / "model.partial").exists()
     first = case.predict(out, case.inputs)
     assert len(first) == len(case.inputs)

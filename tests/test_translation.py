@@ -350,3 +350,23 @@ def test_onnx_backend_translates_as_keras_does(mt_model, mt_data, tmp_path, cli)
             if a["score"] is not None:
                 assert abs(a["score"] - b["score"]) <= 2e-4
     run_without_tensorflow("translation", "predict", mt_model, src)
+
+
+def test_evaluate_plots_one_attention_map_per_input(mt_model, mt_data, tmp_path):
+    pytest.importorskip("matplotlib")
+    from seqkit.cli import run
+    from seqkit.tasks import translation
+
+    source = translation.Source(str(mt_data / "valid.tsv"))
+    maps = translation.attention_maps(str(mt_model), source, 2, beam_size=1)
+    assert len(maps) == 2
+    for item in maps:  # a row per output token and the end, summing to 1 over the source
+        assert item["weights"].shape == (len(item["outputs"]), len(item["inputs"]))
+        assert np.allclose(item["weights"].sum(axis=1), 1, atol=1e-4)
+        assert item["outputs"][-1] == "</s>"
+    code = run(["-q", "translation", "evaluate", str(mt_model), str(mt_data / "valid.tsv"),
+                "--plots", str(tmp_path), "--plots-count", "3", "--beam-size", "1"])
+    assert code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"attention_{i}.png"
+                                                          for i in (1, 2, 3)]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in tmp_path.iterdir())

@@ -94,7 +94,7 @@ add_train(
 add_evaluate(
     group, "caption", data_options=[source_options], source=_source, show=_show,
     options=[BEAM_OPTION, MAX_LENGTH_OPTION], metavar="CAPTIONS", batch_size=64,
-    load_options=[BACKEND_OPTION],
+    load_options=[BACKEND_OPTION], plots="attention",
     help="BLEU-1 to BLEU-4 (sacreBLEU, 0-100) of MODEL_DIR's captions against all reference "
          "captions of each image in CAPTIONS.")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import math
 import os
 from typing import Any, Callable
@@ -96,10 +97,10 @@ def apply_options(options: list[Callable]) -> Callable:
 
 
 def train_options(func=None, *, skip: tuple[str, ...] = ()):
-    """Options of every `train` command; each (but -o, --config, --set, --force, --resume)
-    is a config key and left None when not given, so the recipe's value stands. A task whose
-    Config lacks a key (caption has no `layers`) names it in `skip`, so --help never offers
-    an option that can only fail: `@train_options(skip=("layers",))`."""
+    """Options of every `train` command; each (but -o, --config, --set, --force, --resume,
+    --tensorboard) is a config key and left None when not given, so the recipe's value
+    stands. A task whose Config lacks a key (caption has no `layers`) names it in `skip`, so
+    --help never offers an option that can only fail: `@train_options(skip=("layers",))`."""
     if func is None:
         return lambda f: train_options(f, skip=skip)
     options = [
@@ -114,6 +115,9 @@ def train_options(func=None, *, skip: tuple[str, ...] = ()):
         click.option("--force", is_flag=True, help="Overwrite an existing model directory."),
         click.option("--resume", is_flag=True,
                      help="Continue an interrupted run from its last checkpoint."),
+        click.option("--tensorboard/--no-tensorboard", default=True, show_default=True,
+                     help="Write TensorBoard logs into MODEL_DIR/logs (view them with "
+                          "`pip install tensorboard; tensorboard --logdir MODEL_DIR/logs`)."),
         click.option("--cell", type=click.Choice(choices.CELLS), help="Recurrent cell."),
         click.option("--units", type=int, help="Units per recurrent layer."),
         click.option("--layers", type=int, help="Stacked recurrent layers."),
@@ -148,7 +152,8 @@ def table_options(func):
     ])(func)
 
 
-TRAIN_ONLY = ("valid_path", "out_dir", "recipe", "set_items", "force", "resume")
+TRAIN_ONLY = ("valid_path", "out_dir", "recipe", "set_items", "force", "resume",
+              "tensorboard")
 
 
 def config_options(kwargs: dict[str, Any], exclude: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -185,15 +190,17 @@ def add_train(group: click.Group, task: str, *, argument: Callable, help: str,
     @argument
     @train_options(skip=skip)
     @apply_options([*data_options, *options])
-    def command(train_path, out_dir, valid_path, recipe, set_items, force, resume, **kwargs):
+    def command(train_path, out_dir, valid_path, recipe, set_items, force, resume,
+                tensorboard, **kwargs):
         from seqkit import lifecycle
 
         module = task_module(task)
         source, valid = sources(train_path, valid_path, kwargs)
         config = task_config(module, recipe, kwargs, set_items)
         lifecycle.train(module, source, out_dir, config, valid=valid, force=force,
-                        resume=resume)
+                        resume=resume, tensorboard=tensorboard)
 
+    command.sources = sources  # `seqkit compare` parses as train does (seqkit/commands)
     return command
 
 
@@ -201,30 +208,59 @@ def add_evaluate(group: click.Group, task: str, *, help: str, data_options: list
                  source: Callable[[str, dict], Any], show: Callable[[dict], str],
                  options: list[Callable] = (), metavar: str = "DATA",
                  required: bool = True, batch_size: int = 256,
-                 batch_help: str | None = None, load_options: list[Callable] = ()
-                 ) -> click.Command:
+                 batch_help: str | None = None, load_options: list[Callable] = (),
+                 plots: str | None = None) -> click.Command:
     """`seqkit TASK evaluate MODEL_DIR DATA`: `source(data_path, kwargs)` pops the data
     options; `load_options` (e.g. --backend) go to the task's Predictor; the task's own
-    options (e.g. the beam) go to its `score`."""
+    options (e.g. the beam) go to its `score`. `plots` (a PLOTS_HELP key) adds --plots DIR:
+    pictures of the scores (seqkit.plots), and with "attention" of the attention weights
+    over the first --plots-count inputs (the task's `attention_maps`)."""
     load_keys = [_option_key(option) for option in load_options]
+    plot_options = [] if plots is None else [click.option(
+        "--plots", "plots_dir", type=FOLDER,
+        help="Write PNG pictures into this folder (made if needed): " + PLOTS_HELP[plots])]
+    if plots == "attention":
+        plot_options.append(click.option(
+            "--plots-count", type=click.IntRange(1, 1000), default=5, show_default=True,
+            help="Inputs whose attention --plots draws, from the first."))
 
     @group.command("evaluate", help=help)
     @click.argument("model_dir", type=MODEL_DIR)
     @click.argument("data_path", metavar=metavar, required=required,
                     type=DATA_FILE)
-    @apply_options([*data_options, *options, *load_options])
+    @apply_options([*data_options, *options, *load_options, *plot_options])
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
     @batch_size_option(batch_size, batch_help)
-    def command(model_dir, data_path, as_json, batch_size, **kwargs):
+    def command(model_dir, data_path, as_json, batch_size, plots_dir=None, plots_count=0,
+                **kwargs):
         from seqkit import lifecycle
 
         data = source(data_path, kwargs)
         load = {key: kwargs.pop(key) for key in load_keys}
-        result = lifecycle.evaluate(task_module(task), model_dir, data,
+        module = task_module(task)
+        if plots_dir:  # before the evaluation: no matplotlib, or no folder, fails at once
+            from seqkit import plots as pictures
+
+            pictures.plots_folder(plots_dir)
+        result = lifecycle.evaluate(module, model_dir, data,
                                     batch_size=batch_size, load=load, **kwargs)
         click.echo(json.dumps(result, ensure_ascii=False) if as_json else show(result))
+        if plots_dir:
+            maps = module.attention_maps(model_dir, data, plots_count, **kwargs) \
+                if plots == "attention" else None
+            written = pictures.write_evaluation(plots_dir, result, maps)
+            logging.getLogger("seqkit").info("wrote %d picture%s to %s", len(written),
+                                             "" if len(written) == 1 else "s", plots_dir)
 
     return command
+
+
+PLOTS_HELP = {
+    "confusion": "confusion_matrix.png (counts; colours: the share of each true class).",
+    "entities": "entity_f1.png (entity F1 per type).",
+    "attention": "attention_N.png for each of the first --plots-count inputs (which "
+                 "input each output token attended to).",
+}
 
 
 BACKEND_OPTION = click.option(

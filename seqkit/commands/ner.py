@@ -69,7 +69,7 @@ add_train(
 
 add_evaluate(
     group, "ner", data_options=[column_options], source=_source, show=_show,
-    load_options=[BACKEND_OPTION],
+    load_options=[BACKEND_OPTION], plots="entities",
     help="Score MODEL_DIR on tagged DATA: entity precision/recall/F1 (micro and per type, "
          "conlleval-compatible) and token accuracy.")
 

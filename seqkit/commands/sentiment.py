@@ -48,7 +48,7 @@ add_train(
 
 add_evaluate(
     group, "sentiment", data_options=[table_options, LABEL_OPTION], source=_source,
-    show=_show, load_options=[BACKEND_OPTION],
+    show=_show, load_options=[BACKEND_OPTION], plots="confusion",
     help="Score MODEL_DIR on labelled DATA: accuracy, macro-F1, per class, confusion matrix.")
 
 

@@ -97,7 +97,8 @@ def _show(result: dict) -> str:
 
 add_evaluate(
     group, "translation", metavar="[DATA]", required=False, data_options=[pair_options],
-    source=_source, show=_show, batch_size=64, load_options=[BACKEND_OPTION], options=[
+    source=_source, show=_show, batch_size=64, load_options=[BACKEND_OPTION],
+    plots="attention", options=[
         *DECODE_OPTIONS,
         click.option("--target-lang", help="Target language code (zh picks sacreBLEU's zh "
                                            "tokenizer); default: detected from the "

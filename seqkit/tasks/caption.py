@@ -310,10 +310,14 @@ def caption(captioner, config: Config, pre: Preprocessor, inputs: np.ndarray,
     """The best caption of each image (or feature map): {"caption", "score"} (score: the
     log-probability, end of caption included). Captions end after max_length tokens, by
     default the longest training caption kept plus a quarter."""
-    length = pre.captions.max_length
-    limit = max_length or config.max_output_length or length + max(2, length // 4)
+    limit = output_limit(config, pre, max_length)
     return [decode(best[0], pre) for best in
             captioner.search(inputs, limit, beam_size, 1, batch_size)]
+
+
+def output_limit(config: Config, pre: Preprocessor, max_length: int = 0) -> int:
+    length = pre.captions.max_length
+    return max_length or config.max_output_length or length + max(2, length // 4)
 
 
 def decode(hypothesis: decoding.Hypothesis, pre: Preprocessor) -> dict:
@@ -337,6 +341,40 @@ def score(model, config: Config, pre: Preprocessor, data: Captioned,
 
 def describe(scores: dict) -> str:
     return f"BLEU-1 {scores['bleu1']:.2f}, BLEU-4 {scores['bleu4']:.2f} (greedy)"
+
+
+def attention_maps(model_dir: str, source: images.CaptionSource, count: int,
+                   beam_size: int | None = None, max_length: int = 0, **_) -> list[dict]:
+    """For the first `count` images of `source`: the caption and, for each of its tokens
+    (and the end of caption), the attention over the feature map's regions, with the image
+    (None for precomputed features), as seqkit.plots draws them. Runs model.keras
+    (TensorFlow), whatever the evaluation ran."""
+    from seqkit import seq2seq
+
+    predictor = Predictor(model_dir, backend="keras")
+    config, pre = predictor.config, predictor.pre
+    if config.attention == "none":
+        log.warning("no attention pictures: this model has no attention (attention = none)")
+        return []
+    data = read(source, config, reference=pre)
+    inputs = np.asarray(data.inputs[:count])
+    captioner = make_captioner(predictor.model, config, pre)
+    beam = config.beam_size if beam_size is None else beam_size
+    found = captioner.search(inputs, output_limit(config, pre, max_length), beam, 1)
+    trained, spec = predictor.model.get_layer("captioner"), decoder_spec(config, pre)
+    words = pre.captions.vocab.tokens
+    maps = []
+    for i, hypotheses in enumerate(found):
+        best = hypotheses[0]
+        tokens = np.array([[pre.bos_id, *best.tokens]], dtype=np.int32)
+        start = [np.asarray(s) for s in captioner.start(inputs[i:i + 1].astype(np.float32))]
+        weights = seq2seq.attention_weights(trained, spec, tokens, start[:spec.state_count],
+                                            start[spec.state_count:])[0]
+        maps.append({"image": inputs[i] if inputs.ndim == 4 else None,
+                     "outputs": [words[t] for t in [*best.tokens, pre.eos_id]],
+                     "weights": np.asarray(weights), "title": f"{data.captions.names[i]}: "
+                     f"{pre.captions.detokenize(best.tokens)}"})
+    return maps
 
 
 # 6. Predict ----------------------------------------------------------------------------------

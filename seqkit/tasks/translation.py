@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import numpy as np
 
 from seqkit import artifacts, choices, config as configlib, corpora, decoding, io, metrics
+from seqkit import progress
 from seqkit.batching import Batches
 from seqkit.errors import ConfigError
 from seqkit.text import Side
@@ -307,11 +308,13 @@ class Translator:
         results: list[list[dict]] = [[] for _ in sources]
         filled = sorted((i for i, s in enumerate(ids) if s), key=lambda i: len(ids[i]))
         limit = self.max_length(max_length)
+        progress.expect(len(filled))
         for start in range(0, len(filled), batch_size):
             idx = filled[start:start + batch_size]
             hyps = self._search([ids[i] for i in idx], beam_size, n_best, limit)
             for i, best in zip(idx, hyps):
                 results[i] = [decode(h, self.pre) for h in best]
+            progress.advance(len(idx))
         return results
 
     def _search(self, ids, beam_size: int, n_best: int, limit: int):
@@ -357,6 +360,42 @@ def score(model, config: Config, pre: Preprocessor, data: Pairs, batch_size: int
 def describe(scores: dict) -> str:
     search = "greedy" if scores["beam_size"] <= 1 else f"beam {scores['beam_size']}"
     return f"BLEU {scores['bleu']:.2f}, chrF {scores['chrf']:.2f} ({search})"
+
+
+def attention_maps(model_dir: str, source: Source, count: int, beam_size: int | None = None,
+                   max_length: int = 0, **_) -> list[dict]:
+    """For the first `count` sources of `source`: the translation and, for each of its
+    tokens (and the end of sentence), the attention over the source tokens, as
+    seqkit.plots draws them. Runs model.keras (TensorFlow), whatever the evaluation ran."""
+    from seqkit import seq2seq
+
+    predictor = Predictor(model_dir, backend="keras")
+    config, pre = predictor.config, predictor.pre
+    if config.attention == "none":
+        log.warning("no attention pictures: this model has no attention (attention = none)")
+        return []
+    data = read(source, config, reference=pre)
+    translator, spec = predictor.translator, decoder_spec(config, pre)
+    beam = config.beam_size if beam_size is None else beam_size
+    source_words, target_words = pre.source.vocab.tokens, pre.target.vocab.tokens
+    maps = []
+    for text in data.sources:
+        if len(maps) == count:
+            break
+        ids = pre.source.encode(text) if text.strip() else []
+        if not ids:
+            continue
+        best = translator._search([ids], beam, 1, translator.max_length(max_length))[0][0]
+        tokens = np.array([[pre.bos_id, *best.tokens]], dtype=np.int32)
+        start = translator.start([ids])  # [*states, memory, keys, mask]
+        weights = seq2seq.attention_weights(predictor.model, spec, tokens,
+                                            start[:spec.state_count],
+                                            start[spec.state_count:])[0, :, :len(ids)]
+        maps.append({"inputs": [source_words[i] for i in ids],
+                     "outputs": [target_words[i] for i in [*best.tokens, pre.eos_id]],
+                     "weights": np.asarray(weights), "title": f"{text} -> "
+                     f"{pre.target.detokenize(best.tokens)}"})
+    return maps
 
 
 # 7. Predict --------------------------------------------------------------------------------
