@@ -115,6 +115,20 @@ class TokenConcatenate(keras.layers.Concatenate):
 
 
 @keras.saving.register_keras_serializable(package="seqkit")
+class ZeroPadded(keras.layers.Layer):
+    """Embeddings (batch, time, chars, dim) with the padding characters' rows zeroed, given
+    the char ids: what a convolution's own zero padding past a word's end sees too, so a
+    word's character features do not depend on how wide its batch is padded."""
+
+    def call(self, inputs):
+        features, char_ids = inputs
+        return features * ops.expand_dims(ops.cast(char_ids > 0, features.dtype), -1)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+
+@keras.saving.register_keras_serializable(package="seqkit")
 class CharPool(keras.layers.Layer):
     """Max over the characters of each word, skipping padding characters:
     (batch, time, chars, filters) + char ids (batch, time, chars) -> (batch, time, filters)."""

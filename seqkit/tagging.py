@@ -116,7 +116,8 @@ def build_network(config, pre):
     (batch, time, tags))."""
     import keras
 
-    from seqkit.backbones import BackboneSpec, CharPool, TokenConcatenate, apply_backbone
+    from seqkit.backbones import (BackboneSpec, CharPool, TokenConcatenate, ZeroPadded,
+                                  apply_backbone)
 
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")  # (batch, time)
     inputs = {"tokens": tokens}
@@ -127,6 +128,7 @@ def build_network(config, pre):
         inputs["chars"] = chars
         c = keras.layers.Embedding(len(pre.chars), config.char_embedding_dim,
                                    name="char_embedding")(chars)  # (b, t, c, cdim)
+        c = ZeroPadded(name="char_padding")([c, chars])
         if config.char_dropout > 0:
             c = keras.layers.Dropout(config.char_dropout, name="char_dropout")(c)
         c = keras.layers.Conv2D(config.char_filters, (1, config.char_width), padding="same",

@@ -499,9 +499,10 @@ def test_predict_cuts_a_line_over_the_byte_cap_and_says_so(ner_en_model, tmp_pat
 
 
 def test_a_sentence_is_tagged_alike_whatever_its_batch(ner_en_model):
-    """The recurrent layers see each sentence's own tokens only: its emission scores do not
-    change with the padding its batch adds (Keras's Concatenate alone would let the
-    character and shape features switch the token mask off)."""
+    """A sentence's emission scores do not change with the padding its batch adds: the
+    recurrent layers see its own tokens only (Keras's Concatenate alone would let the
+    character and shape features switch the token mask off), and its words' character
+    features do not see the padding characters of wider words."""
     import keras
 
     from seqkit.batching import pad_column
@@ -513,5 +514,7 @@ def test_a_sentence_is_tagged_alike_whatever_its_batch(ner_en_model):
     alone = {k: pad_column(v, 1) for k, v in inputs.items()}
     padded = {k: np.pad(v, [(0, 0), (0, 9)] + [(0, 0)] * (v.ndim - 2))  # 9 more steps
               for k, v in alone.items()}
-    np.testing.assert_allclose(emissions.predict_on_batch(alone)[0],
-                               emissions.predict_on_batch(padded)[0][:7], atol=1e-5)
+    wider = {k: pad_column(v, 16) for k, v in inputs.items()}  # 16 steps, 16 characters
+    for batch in (padded, wider):
+        np.testing.assert_allclose(emissions.predict_on_batch(alone)[0],
+                                   emissions.predict_on_batch(batch)[0][:7], atol=1e-5)
