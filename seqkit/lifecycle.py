@@ -188,6 +188,16 @@ def evaluate(task, model_dir: str | Path, source, *, batch_size: int | None = No
                           batch_size=predictor.batch_size, **options)
 
 
+def attention_setup(task, model_dir: str | Path, source):
+    """For a task's attention pictures: its Keras-backed Predictor and the data of `source`,
+    or None (with a warning) for a model without attention."""
+    predictor = task.Predictor(str(model_dir), backend="keras")
+    if predictor.config.attention == "none":
+        log.warning("no attention pictures: this model has no attention (attention = none)")
+        return None
+    return predictor, task.read(source, predictor.config, reference=predictor.pre)
+
+
 def predict(task, model_dir: str | Path, input_path: str = "-", *,
             batch_size: int | None = None, chunk_size: int | None = None,
             load: dict | None = None, read: dict | None = None, **options

@@ -349,14 +349,15 @@ def attention_maps(model_dir: str, source: images.CaptionSource, count: int,
     (and the end of caption), the attention over the feature map's regions, with the image
     (None for precomputed features), as seqkit.plots draws them. Runs model.keras
     (TensorFlow), whatever the evaluation ran."""
-    from seqkit import seq2seq
+    import sys
 
-    predictor = Predictor(model_dir, backend="keras")
-    config, pre = predictor.config, predictor.pre
-    if config.attention == "none":
-        log.warning("no attention pictures: this model has no attention (attention = none)")
+    from seqkit import lifecycle, seq2seq
+
+    setup = lifecycle.attention_setup(sys.modules[__name__], model_dir, source)
+    if setup is None:
         return []
-    data = read(source, config, reference=pre)
+    predictor, data = setup
+    config, pre = predictor.config, predictor.pre
     inputs = np.asarray(data.inputs[:count])
     captioner = make_captioner(predictor.model, config, pre)
     beam = config.beam_size if beam_size is None else beam_size

@@ -367,14 +367,15 @@ def attention_maps(model_dir: str, source: Source, count: int, beam_size: int | 
     """For the first `count` sources of `source`: the translation and, for each of its
     tokens (and the end of sentence), the attention over the source tokens, as
     seqkit.plots draws them. Runs model.keras (TensorFlow), whatever the evaluation ran."""
-    from seqkit import seq2seq
+    import sys
 
-    predictor = Predictor(model_dir, backend="keras")
-    config, pre = predictor.config, predictor.pre
-    if config.attention == "none":
-        log.warning("no attention pictures: this model has no attention (attention = none)")
+    from seqkit import lifecycle, seq2seq
+
+    setup = lifecycle.attention_setup(sys.modules[__name__], model_dir, source)
+    if setup is None:
         return []
-    data = read(source, config, reference=pre)
+    predictor, data = setup
+    config, pre = predictor.config, predictor.pre
     translator, spec = predictor.translator, decoder_spec(config, pre)
     beam = config.beam_size if beam_size is None else beam_size
     source_words, target_words = pre.source.vocab.tokens, pre.target.vocab.tokens
