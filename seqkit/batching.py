@@ -121,15 +121,19 @@ class Batches:
         for idx in self.batch_indices(epoch):
             yield self.structure(self.make_batch(idx), rng)
 
+    def sample(self):
+        """A batch of two examples in the structure the model takes (to build it)."""
+        return self.structure(self.make_batch(np.arange(min(2, len(self.lengths)))),
+                              np.random.default_rng(0))
+
     def dataset(self) -> tf.data.Dataset:
         import tensorflow as tf
 
-        sample = self.structure(self.make_batch(np.arange(min(2, len(self.lengths)))),
-                                np.random.default_rng(0))
         signature = tf.nest.map_structure(
-            lambda a: tf.TensorSpec(shape=(None,) * a.ndim, dtype=tf.as_dtype(a.dtype)), sample)
-        ds = tf.data.Dataset.from_generator(self._generate, output_signature=signature)
-        return ds.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
+            lambda a: tf.TensorSpec(shape=(None,) * a.ndim, dtype=tf.as_dtype(a.dtype)),
+            self.sample())
+        return _finish(tf.data.Dataset.from_generator(self._generate,
+                                                      output_signature=signature), len(self))
 
 
 class GroupedBatches(Batches):
@@ -223,8 +227,24 @@ class Windows:
         import tensorflow as tf
 
         spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
-        ds = tf.data.Dataset.from_generator(self._generate, output_signature=(spec, spec))
-        return ds.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
+        return _finish(tf.data.Dataset.from_generator(self._generate,
+                                                      output_signature=(spec, spec)), len(self))
+
+    def sample(self):
+        return self.make_batch(self.batch_starts(0)[0][:2])
+
+
+def _finish(ds: tf.data.Dataset, batches: int) -> tf.data.Dataset:
+    """The batches as fit takes them: counted, prefetched, and, under tf.distribute, each
+    batch split among the replicas (every worker makes the same batches from the same
+    seed, and the DATA policy gives each its share of every batch: the global batch)."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = \
+        tf.data.experimental.AutoShardPolicy.DATA
+    ds = ds.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(2)
+    return ds.with_options(options)
 
 
 def _is_sequence_column(values: Sequence) -> bool:

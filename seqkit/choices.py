@@ -5,6 +5,7 @@ CELLS = ("simple_rnn", "gru", "lstm")
 TOKENIZERS = ("auto", "char", "whitespace")
 SIDE_TOKENIZERS = (*TOKENIZERS, "sentencepiece")  # a Side may also learn subwords
 SWITCH = ("auto", "on", "off")
+DISTRIBUTE = ("auto", "none", "mirrored", "multi-worker")  # train --distribute
 
 # sentiment
 POOLINGS = ("last", "max", "mean")

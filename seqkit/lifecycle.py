@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from seqkit import artifacts, progress
-from seqkit.errors import first_line
+from seqkit.errors import ConfigError, SeqkitError, first_line
 
 log = logging.getLogger("seqkit")
 
@@ -60,22 +60,66 @@ class Plan:
 
 
 def train(task, source, out_dir: str | Path, config, *, valid=None, force: bool = False,
-          resume: bool = False, tensorboard: bool = True) -> dict:
+          resume: bool = False, tensorboard: bool = True, distribute: str = "auto") -> dict:
     """Train `task` on `source` (and `valid`, else a hold-out) and write MODEL_DIR; returns
     {"validation": scores, "training": summary}, as written to metrics.json. MODEL_DIR also
-    gets curves.png and, with `tensorboard`, logs/ (seqkit.summaries)."""
+    gets curves.png and, with `tensorboard`, logs/ (seqkit.summaries). `distribute` is a
+    seqkit.distribute mode; on a cluster, a worker other than the chief trains alongside
+    it, writes nothing and returns {}."""
+    from seqkit import distribute as distribution
     from seqkit.runtime import load_tensorflow
 
     load_tensorflow()
-    with artifacts.training_lock(out_dir):
-        return _train(task, source, out_dir, config, valid=valid, force=force, resume=resume,
-                      tensorboard=tensorboard)
+    dist = distribution.start(distribute)  # before any other TensorFlow operation
+    if dist is None:
+        with artifacts.training_lock(out_dir):
+            return _train(task, source, out_dir, config, valid=valid, force=force,
+                          resume=resume, tensorboard=tensorboard)
+    import tensorflow as tf
+
+    try:
+        if not dist.chief:
+            return _train_worker(task, source, out_dir, config, valid=valid, dist=dist)
+        with artifacts.training_lock(out_dir):
+            return _train(task, source, out_dir, config, valid=valid, force=force,
+                          resume=resume, tensorboard=tensorboard, dist=dist)
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+            tf.errors.CancelledError, tf.errors.AbortedError) as exc:
+        raise ConfigError(
+            f"{dist.name} lost the other workers ({type(exc).__name__}: one stopped, or "
+            "did not answer within the collective timeout): start the same command on "
+            "every worker with --resume to go on from the last finished epoch") from exc
 
 
 def _train(task, source, out_dir, config, *, valid, force: bool, resume: bool,
-           tensorboard: bool = True) -> dict:
-    from seqkit.training import TrainSpec, fit, set_seed
+           tensorboard: bool = True, dist=None) -> dict:
+    try:
+        config, resume, work, data, valid_data, pre = _setup(task, source, out_dir, config,
+                                                              valid, force, resume)
+    except SeqkitError as exc:
+        if dist is not None:  # the other workers are waiting for the setup
+            dist.share({"error": str(exc)})
+        raise
+    if dist is not None:
+        dist.share({"config": dataclasses.asdict(config), "preprocessor": pre.to_json(),
+                    "resume": resume})
+    plan, fitted, summary = _fit(task, config, pre, data, valid_data, resume, work,
+                                 tensorboard)
+    draw_curves(summary, work)
+    model = plan.finish(fitted)
+    scores = task.score(model, config, pre, valid_data)
+    log.info("validation %s", task.describe(scores))
+    export_graphs(task, model, config, pre, work)
+    result = {"validation": scores, "training": summary,
+              "data": data_summary(source, valid, plan)}
+    artifacts.complete(work, out_dir, task=task.NAME, model=model, preprocessor=pre.to_json(),
+                       config=config, metrics=result)
+    return result
 
+
+def _setup(task, source, out_dir, config, valid, force: bool, resume: bool):
+    """The chief's part before training: the config (an interrupted run's, with --resume),
+    the data, the preprocessor and the working directory."""
     if resume:  # the interrupted run's config, before reading (reading may depend on it)
         work = artifacts.resumable(out_dir)
         if work is None:  # also a job that always passes --resume, on its first start
@@ -87,11 +131,7 @@ def _train(task, source, out_dir, config, *, valid, force: bool, resume: bool,
     if not resume:
         artifacts.check_output(out_dir, force=force)
     with held_logs():
-        data = task.read(source, config)
-        valid_data = task.read(valid, config, reference=data) if valid is not None else None
-        set_seed(config.seed)
-        if valid_data is None:
-            data, valid_data = task.split(data, config)
+        data, valid_data = _read(task, source, valid, config)
         if resume:
             pre = task.Preprocessor.from_json(
                 artifacts.read_json(work / artifacts.PREPROCESSOR_FILE))
@@ -101,21 +141,48 @@ def _train(task, source, out_dir, config, *, valid, force: bool, resume: bool,
         # bad data has failed by now, before anything is written
         work = artifacts.start_run(out_dir, force=force)
         artifacts.save_setup(work, task=task.NAME, preprocessor=pre.to_json(), config=config)
-    plan = task.prepare(config, pre, data, valid_data, resume)
+    return config, resume, work, data, valid_data, pre
+
+
+def _read(task, source, valid, config):
+    """The training and validation data (held out from the training data without `valid`)."""
+    from seqkit.training import set_seed
+
+    data = task.read(source, config)
+    valid_data = task.read(valid, config, reference=data) if valid is not None else None
+    set_seed(config.seed)
+    if valid_data is None:
+        data, valid_data = task.split(data, config)
+    return data, valid_data
+
+
+def _fit(task, config, pre, data, valid_data, resume: bool, work, tensorboard: bool):
+    from seqkit import distribute as distribution
+    from seqkit.training import TrainSpec, fit
+
+    with distribution.scope():  # the model, its optimizer and metrics
+        plan = task.prepare(config, pre, data, valid_data, resume)
     fitted, summary = fit(plan.model, plan.train, plan.valid, TrainSpec.from_config(config),
                           work, monitor=plan.monitor, mode=plan.mode, resume=resume,
                           callbacks=plan.callbacks, custom_objects=plan.custom_objects,
                           tensorboard=tensorboard)
-    draw_curves(summary, work)
-    model = plan.finish(fitted)
-    scores = task.score(model, config, pre, valid_data)
-    log.info("validation %s", task.describe(scores))
-    export_graphs(task, model, config, pre, work)
-    result = {"validation": scores, "training": summary,
-              "data": data_summary(source, valid, plan)}
-    artifacts.complete(work, out_dir, task=task.NAME, model=model, preprocessor=pre.to_json(),
-                       config=config, metrics=result)
-    return result
+    return plan, fitted, summary
+
+
+def _train_worker(task, source, out_dir, config, *, valid, dist) -> dict:
+    """A worker other than the chief: it takes the chief's config and preprocessor, reads
+    the same data, takes the same steps, and writes nothing."""
+    setup = dist.share()
+    if "error" in setup:
+        raise ConfigError(f"the chief stopped before training: {setup['error']}")
+    config = type(config)(**setup["config"])
+    pre = task.Preprocessor.from_json(setup["preprocessor"])
+    with held_logs():
+        data, valid_data = _read(task, source, valid, config)
+    _fit(task, config, pre, data, valid_data, setup["resume"], artifacts.partial_dir(out_dir),
+         tensorboard=False)
+    log.info("%s done: the chief writes %s", dist.name, out_dir)
+    return {}
 
 
 def data_summary(source, valid, plan: Plan) -> dict:

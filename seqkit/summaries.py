@@ -30,6 +30,7 @@ import logging
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 log = logging.getLogger("seqkit")
@@ -86,14 +87,14 @@ class TensorBoardLogs(keras.callbacks.Callback):
             return None
 
     def on_train_begin(self, logs=None):
-        self.step = int(self.model.optimizer.iterations)
+        self.step = int(np.asarray(self.model.optimizer.iterations))
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
         if self.step % STEPS:
             return
         values = {f"batch_{name}": value for name, value in (logs or {}).items()}
-        values["batch_learning_rate"] = float(self.model.optimizer.learning_rate)
+        values["batch_learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
         norm = self.gradient_norm()
         if norm is not None:
             values["batch_gradient_norm"] = norm

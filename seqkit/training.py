@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from seqkit import config as configlib
-from seqkit import progress, summaries
+from seqkit import distribute, progress, summaries
 from seqkit.errors import ConfigError
 
 log = logging.getLogger("seqkit")
@@ -45,6 +45,11 @@ class TrainSpec(configlib.Training):
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and TensorFlow so that a run can be repeated."""
     keras.utils.set_random_seed(seed)
+
+
+def current_rate(optimizer: keras.optimizers.Optimizer) -> float:
+    """The learning rate now (float() does not take a distributed variable)."""
+    return float(np.asarray(optimizer.learning_rate))
 
 
 def make_optimizer(spec: TrainSpec) -> keras.optimizers.Optimizer:
@@ -138,7 +143,12 @@ class TimeLimit(keras.callbacks.Callback):
         self.start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        if not self.stopped and time.perf_counter() - self.start >= self.seconds:
+        if self.stopped:
+            return
+        expired = time.perf_counter() - self.start >= self.seconds
+        if distribute.current() is not None:  # every worker stops after the same step
+            expired = distribute.current().agree(expired)
+        if expired:
             self.stopped = True
             self.model.stop_training = True
             log.info("time limit of %.1f minutes reached: stopping after this epoch's "
@@ -180,7 +190,7 @@ class Monitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         optimizer = self.model.optimizer
-        logs["learning_rate"] = float(optimizer.learning_rate)
+        logs["learning_rate"] = current_rate(optimizer)
         if self.monitor not in logs:
             raise ConfigError(f"the monitored value {self.monitor!r} is not among this "
                               f"epoch's logs: {', '.join(sorted(logs))}")
@@ -191,7 +201,7 @@ class Monitor(keras.callbacks.Callback):
             if self._better(value, state["plateau_best"], self.PLATEAU_DELTA):
                 state["plateau_best"] = value
             else:
-                optimizer.learning_rate = float(optimizer.learning_rate) * self.lr_decay
+                optimizer.learning_rate = current_rate(optimizer) * self.lr_decay
         state["wait"] += 1
         if self._better(value, state["best"]):
             state.update(best=value, best_epoch=epoch, wait=0)
@@ -232,7 +242,7 @@ class _Checkpoint(keras.callbacks.Callback):
         state = {"epochs_done": epoch + 1, "monitor": self.monitor.state,
                  "history": self.history, "last": last, "best": self.best_file,
                  # Keras saves the optimizer with its initial rate, not a decayed one
-                 "learning_rate": float(self.model.optimizer.learning_rate),
+                 "learning_rate": current_rate(self.model.optimizer),
                  "seeds": seed_states(self.model)}
         _atomic(self.directory / STATE,
                 lambda p: Path(p).write_text(json.dumps(state, indent=1)))
@@ -300,8 +310,8 @@ class ScoreCallback(keras.callbacks.Callback):
         self.name, self.score = name, score
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs[f"val_{self.name}"] = float(self.score(self.model))
+        if logs is not None:  # each worker scores alone, on the same weights
+            logs[f"val_{self.name}"] = float(self.score(distribute.local_model(self.model)))
 
 
 def fit(model: keras.Model, train, valid, spec: TrainSpec,
@@ -320,33 +330,30 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
     """
     spec.validate()
     directory = Path(work_dir) / CHECKPOINT_DIR
-    directory.mkdir(parents=True, exist_ok=True)
     if valid is None and monitor.startswith("val_"):
         monitor = monitor[4:]
+    dist = distribute.current()
+    writes = dist is None or dist.chief  # on a cluster, only the chief writes
+    if dist is not None:
+        dist.prepare_fit(model, train.sample())
+    else:
+        model.optimizer.build(model.trainable_variables)
     saved, best_weights, history, initial_epoch = None, None, [], 0
-    if resume and (directory / STATE).exists():
-        saved = json.loads((directory / STATE).read_text())
-        clean_checkpoints(directory, saved)
-        model = keras.saving.load_model(directory / saved.get("last", LAST),
-                                        custom_objects=custom_objects)
-        current = model.get_weights()
-        best_file = directory / (saved.get("best") or BEST)
-        if best_file.exists():
-            # a weights file holds the optimizer's variables too: keep the last epoch's
-            optimizer_state = [np.array(v) for v in model.optimizer.variables]
-            model.load_weights(best_file)
-            best_weights = model.get_weights()
-            model.set_weights(current)
-            for variable, value in zip(model.optimizer.variables, optimizer_state):
-                variable.assign(value)
-        if "seeds" in saved:
-            restore_seed_states(model, saved["seeds"])
+    if writes:
+        directory.mkdir(parents=True, exist_ok=True)
+        if resume and (directory / STATE).exists():
+            saved = json.loads((directory / STATE).read_text())
+            clean_checkpoints(directory, saved)
+            best_weights = _restore(model, directory, saved, custom_objects)
+        else:
+            clean_checkpoints(directory, None)  # a run killed before its first checkpoint
+    if dist is not None:
+        saved = _share_start(dist, model, train, saved)
+    if saved is not None:
         history, initial_epoch = saved["history"], saved["epochs_done"]
         if "learning_rate" in saved:
             model.optimizer.learning_rate = saved["learning_rate"]
         log.info("resuming after epoch %d of %d", initial_epoch, spec.epochs)
-    else:
-        clean_checkpoints(directory, None)  # a run killed before its first checkpoint
     on_plateau = spec.lr_decay < 1 and spec.lr_decay_after == 0
     watcher = Monitor(monitor, mode, spec.patience, spec.lr_decay if on_plateau else 1.0,
                       state=_monitor_state(saved, history, monitor), best_weights=best_weights)
@@ -354,10 +361,12 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
     shown = [_Progress(spec.epochs, train, valid)] if progress.shown() else []
     # TensorBoard before the checkpoint: a run killed between the two logs an epoch that
     # its resumption logs again, rather than losing one
-    logs = [] if not tensorboard else [summaries.TensorBoardLogs(
+    logs = [] if not (tensorboard and writes) else [summaries.TensorBoardLogs(
         Path(work_dir) / summaries.LOGS_DIR, summaries.probe_batch(train))]
+    checkpoint = [_Checkpoint(directory, watcher, history, saved and saved.get("best"))
+                  ] if writes else [_History(history)]
     callbacks = [*callbacks, *schedule, watcher, *shown, _EpochLog(spec.epochs, train.tokens),
-                 *logs, _Checkpoint(directory, watcher, history, saved and saved.get("best"))]
+                 *logs, *checkpoint]
     if spec.ema > 0:  # first, so that every other callback sees the averaged weights
         callbacks.insert(0, _SwapAverage(resumed=saved is not None))
     if spec.max_minutes > 0:
@@ -381,6 +390,8 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
     elif best_weights is not None:
         model.set_weights(best_weights)
     seconds = time.perf_counter() - start
+    if dist is not None and writes:
+        model = dist.local_copy(model, custom_objects)
     epochs_run = len(history) - initial_epoch
     summary = {
         "epochs": len(history),
@@ -394,6 +405,58 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
         "history": history,
     }
     return model, summary
+
+
+def _restore(model: keras.Model, directory: Path, saved: dict,
+             custom_objects: dict | None) -> list | None:
+    """Put the checkpoint's last epoch into `model` (built, with its optimizer): weights,
+    optimizer state and random generators; return the best epoch's weights, if kept."""
+    last = keras.saving.load_model(directory / saved.get("last", LAST),
+                                   custom_objects=custom_objects)
+    target, source = _state_variables(model), _state_variables(last)
+    if [v.shape for v in target] != [v.shape for v in source]:
+        raise ConfigError(f"the checkpoint in {directory} was not written by this model")
+    for variable, value in zip(target, source):
+        variable.assign(np.asarray(value))
+    if "seeds" in saved:
+        restore_seed_states(model, saved["seeds"])
+    best_file = directory / (saved.get("best") or BEST)
+    if not best_file.exists():
+        return None
+    last.load_weights(best_file)  # a weights file holds the optimizer's variables too
+    return last.get_weights()
+
+
+def _state_variables(model: keras.Model) -> list:
+    """What a checkpoint restores: the weights and the optimizer's variables."""
+    return [*model.weights, *model.optimizer.variables]
+
+
+def _share_start(dist, model: keras.Model, train, saved: dict | None) -> dict | None:
+    """Start every worker where the chief starts: its weights, optimizer state and
+    checkpoint state; and check that every worker made the same batches."""
+    mine = {"batches": len(train), "tokens": train.tokens}
+    start = dist.share({"saved": saved, **mine})
+    if {k: start[k] for k in mine} != mine:
+        raise ConfigError(
+            f"{dist.name} made {mine['batches']} batches of {mine['tokens']} tokens from "
+            f"its data, the chief {start['batches']} of {start['tokens']}: every worker "
+            "must read the same files with the same options")
+    dist.share_variables([*_state_variables(model),
+                          *(v for v in model.variables if v.name == "seed_generator_state"
+                            and all(v is not w for w in model.weights))])
+    return start["saved"]
+
+
+class _History(keras.callbacks.Callback):
+    """Each epoch's logs, where no checkpoint keeps them (a worker that is not the chief)."""
+
+    def __init__(self, history: list):
+        super().__init__()
+        self.history = history
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.history.append({k: float(v) for k, v in (logs or {}).items()})
 
 
 def _lr_schedule(spec: TrainSpec) -> keras.callbacks.Callback:

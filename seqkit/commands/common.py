@@ -118,6 +118,12 @@ def train_options(func=None, *, skip: tuple[str, ...] = ()):
         click.option("--tensorboard/--no-tensorboard", default=True, show_default=True,
                      help="Write TensorBoard logs into MODEL_DIR/logs (view them with "
                           "`pip install tensorboard; tensorboard --logdir MODEL_DIR/logs`)."),
+        click.option("--distribute", type=click.Choice(choices.DISTRIBUTE), default="auto",
+                     show_default=True,
+                     help="Train on several devices or machines (tf.distribute): mirrored "
+                          "(every local GPU), multi-worker (every machine TF_CONFIG names), "
+                          "auto (multi-worker with a TF_CONFIG cluster, else mirrored with "
+                          "2+ GPUs, else none). --batch-size stays the global batch."),
         click.option("--cell", type=click.Choice(choices.CELLS), help="Recurrent cell."),
         click.option("--units", type=int, help="Units per recurrent layer."),
         click.option("--layers", type=int, help="Stacked recurrent layers."),
@@ -129,7 +135,9 @@ def train_options(func=None, *, skip: tuple[str, ...] = ()):
         click.option("--epochs", type=int, help="Maximum epochs."),
         click.option("--max-minutes", type=float,
                      help="Stop after the epoch that passes this many minutes (0: no limit)."),
-        click.option("--batch-size", type=int, help="Examples per batch."),
+        click.option("--batch-size", type=int,
+                     help="Examples per batch (the global batch, split among the replicas "
+                          "when distributed)."),
         click.option("--learning-rate", type=float, help="Adam learning rate."),
         click.option("--patience", type=int,
                      help="Epochs without improvement before early stopping."),
@@ -153,7 +161,7 @@ def table_options(func):
 
 
 TRAIN_ONLY = ("valid_path", "out_dir", "recipe", "set_items", "force", "resume",
-              "tensorboard")
+              "tensorboard", "distribute")
 
 
 def config_options(kwargs: dict[str, Any], exclude: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -191,14 +199,14 @@ def add_train(group: click.Group, task: str, *, argument: Callable, help: str,
     @train_options(skip=skip)
     @apply_options([*data_options, *options])
     def command(train_path, out_dir, valid_path, recipe, set_items, force, resume,
-                tensorboard, **kwargs):
+                tensorboard, distribute, **kwargs):
         from seqkit import lifecycle
 
         module = task_module(task)
         source, valid = sources(train_path, valid_path, kwargs)
         config = task_config(module, recipe, kwargs, set_items)
         lifecycle.train(module, source, out_dir, config, valid=valid, force=force,
-                        resume=resume, tensorboard=tensorboard)
+                        resume=resume, tensorboard=tensorboard, distribute=distribute)
 
     command.sources = sources  # `seqkit compare` parses as train does (seqkit/commands)
     return command
