@@ -229,7 +229,6 @@ class Run:
 _CHANGED = ("Keras {version} changed the internals seqkit works around to train under "
             "tf.distribute (keras-team/keras#20585): train with --distribute none")
 _RUN: Run | None = None
-_STARTED = False
 
 
 def _keras_version() -> str:
@@ -239,17 +238,21 @@ def _keras_version() -> str:
 
 
 def start(mode: str = "auto") -> Run | None:
-    """The Run for `--distribute mode`, made once per process (TensorFlow allows one
-    multi-worker strategy per process, made before any other TensorFlow operation)."""
-    global _RUN, _STARTED
-    if _STARTED:
-        return _RUN
+    """The Run for `--distribute mode` (None: no strategy). TensorFlow allows one
+    multi-worker strategy per process, made before any other TensorFlow operation: a
+    process that trains several models on a cluster (seqkit compare) keeps its first."""
+    global _RUN
     import tensorflow as tf
 
     cluster = read_cluster()
-    mode = resolve_mode(mode, cluster, len(tf.config.list_physical_devices("GPU")))
+    mode = resolve_mode(mode, cluster, gpus())
+    if _RUN is not None and _RUN.mode == "multi-worker":
+        if mode != "multi-worker":
+            raise ConfigError("this process already trains on a cluster: every training "
+                              "in it must use --distribute multi-worker")
+        return _RUN
     if mode == "none":
-        _STARTED = True
+        _RUN = None
         return None
     if mode == "multi-worker":
         _fix_multi_worker_reduce()
@@ -259,12 +262,18 @@ def start(mode: str = "auto") -> Run | None:
         devices = (tf.config.list_logical_devices("GPU")
                    or tf.config.list_logical_devices("CPU"))
         strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
-    _RUN, _STARTED = Run(strategy, mode, cluster), True
+    _RUN = Run(strategy, mode, cluster)
     log.info("distributed training (%s): %d replica(s) on %d worker(s)%s", mode,
              _RUN.replicas, _RUN.workers,
              f"; this is {cluster.name}" + (", the chief" if _RUN.chief else "")
              if mode == "multi-worker" else "")
     return _RUN
+
+
+def gpus() -> int:
+    import tensorflow as tf
+
+    return len(tf.config.list_physical_devices("GPU"))
 
 
 def current() -> Run | None:
@@ -278,6 +287,22 @@ def scope():
 def local_model(model, custom_objects: dict | None = None):
     """`model`, or its copy outside the strategy when one is running."""
     return model if _RUN is None else _RUN.local_copy(model, custom_objects)
+
+
+def kernel_notes(config) -> list[str]:
+    """What in a recipe keeps Keras off the fused cuDNN recurrent kernels on a GPU (it uses
+    them for LSTM and GRU with tanh/sigmoid, no recurrent dropout, no unrolling and
+    right-padded masks; seqkit's recipes fix all but the cell and recurrent_dropout)."""
+    notes = []
+    if getattr(config, "cell", None) == "simple_rnn":
+        notes.append("cell = simple_rnn has no fused cuDNN kernel: on a GPU it runs step by "
+                     "step (gru and lstm run as one cuDNN call)")
+    rate = getattr(config, "recurrent_dropout", 0.0)
+    if rate > 0:
+        notes.append(f"recurrent_dropout = {rate:g} keeps Keras off the fused cuDNN kernel, "
+                     "several times slower on a GPU; recurrent_dropout = 0 (with dropout) "
+                     "uses it")
+    return notes
 
 
 def _fix_multi_worker_reduce() -> None:

@@ -71,6 +71,9 @@ def train(task, source, out_dir: str | Path, config, *, valid=None, force: bool 
 
     load_tensorflow()
     dist = distribution.start(distribute)  # before any other TensorFlow operation
+    if distribution.gpus():
+        for note in distribution.kernel_notes(config):
+            log.warning(note)
     if dist is None:
         with artifacts.training_lock(out_dir):
             return _train(task, source, out_dir, config, valid=valid, force=force,
