@@ -6,6 +6,7 @@ TOKENIZERS = ("auto", "char", "whitespace")
 SIDE_TOKENIZERS = (*TOKENIZERS, "sentencepiece")  # a Side may also learn subwords
 SWITCH = ("auto", "on", "off")
 DISTRIBUTE = ("auto", "none", "mirrored", "multi-worker")  # train --distribute
+PRECISIONS = ("off", "float16", "bfloat16")  # train --mixed-precision
 
 # sentiment
 POOLINGS = ("last", "max", "mean")

@@ -234,8 +234,10 @@ class Training(_Validated):
     patience: int = 3  # epochs with no better monitor before stopping
     max_minutes: float = 0.0  # stop after the epoch that passes this many minutes; 0: no limit
     seed: int = 42
+    mixed_precision: str = "off"  # float16 | bfloat16: compute in it, keep weights in float32
 
     def validate(self) -> None:
+        check_choice("mixed_precision", self.mixed_precision, choices.PRECISIONS)
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError(f"epochs and batch_size must be >= 1, got {self.epochs}, "
                               f"{self.batch_size}")

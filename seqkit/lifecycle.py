@@ -163,12 +163,16 @@ def _fit(task, config, pre, data, valid_data, resume: bool, work, tensorboard: b
     from seqkit import distribute as distribution
     from seqkit.training import TrainSpec, fit
 
-    with distribution.scope():  # the model, its optimizer and metrics
+    # the model, its optimizer and metrics
+    with distribution.scope(), distribution.precision(config.mixed_precision):
         plan = task.prepare(config, pre, data, valid_data, resume)
     fitted, summary = fit(plan.model, plan.train, plan.valid, TrainSpec.from_config(config),
                           work, monitor=plan.monitor, mode=plan.mode, resume=resume,
                           callbacks=plan.callbacks, custom_objects=plan.custom_objects,
                           tensorboard=tensorboard)
+    dist = distribution.current()
+    if config.mixed_precision != "off" and (dist is None or dist.chief):
+        fitted = distribution.float32_copy(fitted)
     return plan, fitted, summary
 
 

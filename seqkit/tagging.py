@@ -163,7 +163,8 @@ def build_model(config, pre) -> keras.Model:
 
     inputs, emissions = build_network(config, pre)
     if config.crf:
-        out = CRF(name="crf")(emissions, mask=real_tokens(inputs["tokens"]))
+        # float32 even under mixed precision: the log-sum-exp over paths needs its range
+        out = CRF(name="crf", dtype="float32")(emissions, mask=real_tokens(inputs["tokens"]))
     else:
         out = keras.layers.Activation("softmax", name="tag_probs")(emissions)
     return keras.Model(inputs, out, name="ner")

@@ -213,3 +213,24 @@ def test_mirrored_over_two_devices(tmp_path, data_dir):
     assert proc.returncode == 0, proc.stderr
     assert "distributed training (mirrored): 2 replica(s) on 1 worker(s)" in proc.stderr
     assert (tmp_path / "m" / "model.keras").is_file()
+
+
+@pytest.mark.parametrize("task, data, policy", [
+    ("sentiment", "train.csv", "float16"),
+    ("ner", "ner_en.conll", "bfloat16"),  # the CRF stays in float32
+])
+def test_mixed_precision_trains_and_saves_a_float32_model(cli, data_dir, tmp_path, task, data,
+                                                          policy):
+    import zipfile
+
+    out = tmp_path / "m"
+    result = cli("-q", task, "train", data_dir / data, "-o", out, "--epochs", "1",
+                 "--mixed-precision", policy, *TINY)
+    assert result.code == 0, result.err
+    assert f'mixed_precision = "{policy}"' in (out / "config.toml").read_text()
+    saved = zipfile.ZipFile(out / "model.keras").read("config.json").decode()
+    assert "mixed_" not in saved and '"float32"' in saved
+    assert (out / "model.onnx").is_file()
+    keras_scores = cli(task, "evaluate", out, data_dir / data, "--json", "--backend", "keras")
+    onnx_scores = cli(task, "evaluate", out, data_dir / data, "--json")
+    assert keras_scores.code == 0 and json.loads(keras_scores.out) == json.loads(onnx_scores.out)

@@ -142,6 +142,10 @@ def train_options(func=None, *, skip: tuple[str, ...] = ()):
         click.option("--patience", type=int,
                      help="Epochs without improvement before early stopping."),
         click.option("--seed", type=int, help="Random seed, for repeatable runs."),
+        click.option("--mixed-precision", type=click.Choice(choices.PRECISIONS),
+                     help="Compute in float16 or bfloat16 with float32 weights (for GPUs: "
+                          "float16 on tensor cores with loss scaling, bfloat16 on Ampere or "
+                          "newer and TPUs); the saved model is float32."),
     ]
     return apply_options([o for o in options if _option_key(o) not in skip])(func)
 
