@@ -256,8 +256,12 @@ def start(mode: str = "auto") -> Run | None:
         return None
     if mode == "multi-worker":
         _fix_multi_worker_reduce()
-        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout())
-        strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        seconds = timeout()
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=seconds)
+        with _deadline(seconds, f"{cluster.name}: the cluster did not come together within "
+                                f"{seconds:g} s ({TIMEOUT_VARIABLE}): start the same command "
+                                "on every worker TF_CONFIG names"):
+            strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     else:
         devices = (tf.config.list_logical_devices("GPU")
                    or tf.config.list_logical_devices("CPU"))
@@ -268,6 +272,29 @@ def start(mode: str = "auto") -> Run | None:
              f"; this is {cluster.name}" + (", the chief" if _RUN.chief else "")
              if mode == "multi-worker" else "")
     return _RUN
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float, message: str):
+    """End this process with `message` (one line on stderr) if the block has not ended
+    after `seconds`. Making a multi-worker strategy waits, inside TensorFlow and holding
+    the interpreter, for every worker to connect, far longer than anyone waits at a
+    terminal, and no Python thread or signal handler runs meanwhile: a small watchdog
+    process does it (SIGKILL: TensorFlow's preemption handler keeps SIGTERM)."""
+    import subprocess
+    import sys
+
+    code = ("import os, signal, sys, time; time.sleep(float(sys.argv[1])); "
+            "sys.stderr.write('seqkit: error: ' + sys.argv[2] + chr(10)); "
+            "os.kill(int(sys.argv[3]), signal.SIGKILL)")
+    watchdog = subprocess.Popen([sys.executable, "-c", code, str(seconds), message,
+                                 str(os.getpid())], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=sys.stderr)  # not fd 2: runtime
+    try:
+        yield
+    finally:
+        watchdog.kill()
+        watchdog.wait()
 
 
 def gpus() -> int:

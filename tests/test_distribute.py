@@ -234,3 +234,19 @@ def test_mixed_precision_trains_and_saves_a_float32_model(cli, data_dir, tmp_pat
     keras_scores = cli(task, "evaluate", out, data_dir / data, "--json", "--backend", "keras")
     onnx_scores = cli(task, "evaluate", out, data_dir / data, "--json")
     assert keras_scores.code == 0 and json.loads(keras_scores.out) == json.loads(onnx_scores.out)
+
+
+def test_a_worker_that_never_starts_ends_the_wait_with_one_line(tmp_path):
+    """Only worker 0 of two is started: making the strategy would wait for worker 1 far
+    longer than the timeout; the watchdog ends it with one line and nothing written."""
+    out = tmp_path / "m"
+    env = {**os.environ, **tf_config([f"127.0.0.1:{free_ports(1)[0]}", "127.0.0.1:1"]),
+           distribute.TIMEOUT_VARIABLE: "3"}
+    proc = subprocess.run([sys.executable, "-m", "seqkit", "sentiment", "train", str(SAMPLE),
+                           "-o", str(out)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        "seqkit: error: worker 0: the cluster did not come together within 3 s "
+        "(SEQKIT_WORKER_TIMEOUT): start the same command on every worker TF_CONFIG names"]
+    assert list(tmp_path.iterdir()) == []
