@@ -14,8 +14,12 @@ writes: MODEL_DIR, its checkpoints, logs and pictures. It reads the data and the
 interrupted run (--resume) and hands every worker what they need to take the same steps:
 the config and preprocessor (share), then the weights and optimizer state
 (share_variables), so the others need neither the model directory nor a shared disk.
-A worker that stops makes the others fail after the collective timeout
-(SEQKIT_WORKER_TIMEOUT seconds, default 600) instead of waiting forever.
+A worker that dies makes the others fail at once; one that hangs, after the collective
+timeout (SEQKIT_WORKER_TIMEOUT seconds, default 600); one that never starts, after the
+same time at start-up (a watchdog, `_deadline`). Each is one line, never a wait forever.
+
+Also here, for GPUs: `precision` (--mixed-precision) and `float32_copy` (what is saved),
+and `kernel_notes` (what keeps a recipe off the fused cuDNN kernels).
 
 Keras 3 (3.15) does not run `fit` under a distribution strategy as released
 (keras-team/keras#20585): it builds a model by all-reducing one batch of data, which
