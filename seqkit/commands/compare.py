@@ -18,7 +18,9 @@ import click
 from seqkit import choices
 from seqkit.commands.common import TRAIN_ONLY, task_config, task_module
 
-DROPPED = ("cell", "resume")  # --cells chooses the cell; a comparison starts afresh
+# --cells chooses the cell; a comparison starts afresh, on one device (the gradient flow
+# is measured on the plain model)
+DROPPED = ("cell", "resume", "distribute")
 
 
 def _cells(ctx, param, value: str) -> list[str]:
@@ -86,6 +88,7 @@ def compare(task: str, train: click.Command, *, train_path, out_dir, valid_path,
     module = task_module(task)
     # the train command's other run options (not config keys) go to each training as they are
     run_options = {key: kwargs.pop(key) for key in TRAIN_ONLY if key in kwargs}
+    run_options["distribute"] = "none"
     source, valid = train.sources(train_path, valid_path, kwargs)
     config = task_config(module, recipe, kwargs, set_items)
     report = comparison.run(module, source, out_dir, config, cells, valid=valid,
