@@ -199,9 +199,11 @@ class Recurrent(_Validated):
     units: int = 128
     dropout: float = 0.0
     recurrent_dropout: float = 0.0  # > 0 is much slower
+    forget_bias: float = 1.0  # lstm: the forget gates' initial bias (1: Keras's)
 
     def validate(self) -> None:
         check_choice("cell", self.cell, choices.CELLS)
+        check_range("forget_bias", self.forget_bias, -10.0, 10.0)
         if self.units < 1:
             raise ConfigError(f"units must be >= 1, got {self.units}")
         check_range("dropout", self.dropout, 0.0, 0.95)

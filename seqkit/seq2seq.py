@@ -28,6 +28,7 @@ class DecoderSpec:
     embedding_dim: int
     dropout: float = 0.0
     recurrent_dropout: float = 0.0
+    forget_bias: float = 1.0
     attention: str = "none"  # luong (multiplicative) | bahdanau (additive) | none
     attention_units: int = 256  # bahdanau's hidden size
 
@@ -55,7 +56,8 @@ class PaddingMask(keras.layers.Layer):
 def decoder_layers(spec: DecoderSpec) -> dict[str, keras.layers.Layer]:
     """The decoder's layers by name: built once, shared by training and the step model."""
     backbone = BackboneSpec(cell=spec.cell, units=spec.units,
-                            recurrent_dropout=spec.recurrent_dropout)
+                            recurrent_dropout=spec.recurrent_dropout,
+                            forget_bias=spec.forget_bias)
     layers = {
         "target_embedding": keras.layers.Embedding(spec.vocab_size, spec.embedding_dim,
                                                    name="target_embedding"),

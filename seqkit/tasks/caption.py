@@ -190,8 +190,8 @@ def decoder_spec(config: Config, pre: Preprocessor) -> seq2seq.DecoderSpec:
     return seq2seq.DecoderSpec(
         cell=config.cell, units=config.units, vocab_size=len(pre.captions.vocab),
         embedding_dim=config.embedding_dim, dropout=config.dropout,
-        recurrent_dropout=config.recurrent_dropout, attention=config.attention,
-        attention_units=config.attention_units)
+        recurrent_dropout=config.recurrent_dropout, forget_bias=config.forget_bias,
+        attention=config.attention, attention_units=config.attention_units)
 
 
 def build_model(config: Config, pre: Preprocessor) -> keras.Model:
