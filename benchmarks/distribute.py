@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,16 +28,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import DATASETS, require, steady_tokens_per_second  # noqa: E402
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def train_command(train: Path, valid: Path, out: Path, args) -> list[str]:
@@ -65,13 +54,12 @@ def one_process(train, valid, out, args) -> float:
 
 
 def two_workers(train, valid, out, args) -> float:
-    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    from seqkit.distribute import local_cluster
+
     start = time.perf_counter()
     procs = []
-    for index in range(2):
-        config = {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
-        env = {**os.environ, "TF_CONFIG": json.dumps(config),
-               **threads_env(args.threads_per_worker)}
+    for config in local_cluster(2):
+        env = {**os.environ, "TF_CONFIG": config, **threads_env(args.threads_per_worker)}
         procs.append(subprocess.Popen(train_command(train, valid, out, args), env=env))
     codes = [p.wait() for p in procs]
     if codes != [0, 0]:

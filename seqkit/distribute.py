@@ -112,6 +112,22 @@ def read_cluster(environ: Mapping[str, str] = os.environ) -> Cluster | None:
     return Cluster({k: list(v) for k, v in jobs.items()}, task["type"], index)
 
 
+def local_cluster(workers: int) -> list[str]:
+    """TF_CONFIG for each of `workers` processes on this machine (free ports on 127.0.0.1):
+    a cluster to try multi-worker training on (the tests and the benchmark use it)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(workers)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    addresses = [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]
+    for s in sockets:
+        s.close()
+    return [json.dumps({"cluster": {"worker": addresses},
+                        "task": {"type": "worker", "index": index}})
+            for index in range(workers)]
+
+
 def resolve_mode(mode: str, cluster: Cluster | None, gpus: int) -> str:
     """The strategy `--distribute MODE` means on this machine."""
     if mode not in MODES:

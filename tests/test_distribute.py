@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -118,24 +117,12 @@ def test_keras_internals_the_distribution_relies_on():
 
 
 # Real workers -------------------------------------------------------------------------------
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def start_workers(out: Path, *args: str, timeout: int = 60) -> list[subprocess.Popen]:
     """Two `seqkit sentiment train` processes on 127.0.0.1, the same command each; worker
     i's stderr goes to OUT.wI.log."""
-    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
     procs = []
-    for index in range(2):
-        env = {**os.environ, **tf_config(addresses, index=index),
-               distribute.TIMEOUT_VARIABLE: str(timeout)}
+    for index, config in enumerate(distribute.local_cluster(2)):
+        env = {**os.environ, "TF_CONFIG": config, distribute.TIMEOUT_VARIABLE: str(timeout)}
         log = open(f"{out}.w{index}.log", "w")
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "seqkit", "sentiment", "train", str(SAMPLE), "-o", str(out),
@@ -240,8 +227,8 @@ def test_a_worker_that_never_starts_ends_the_wait_with_one_line(tmp_path):
     """Only worker 0 of two is started: making the strategy would wait for worker 1 far
     longer than the timeout; the watchdog ends it with one line and nothing written."""
     out = tmp_path / "m"
-    env = {**os.environ, **tf_config([f"127.0.0.1:{free_ports(1)[0]}", "127.0.0.1:1"]),
-           distribute.TIMEOUT_VARIABLE: "3"}
+    first = json.loads(distribute.local_cluster(1)[0])["cluster"]["worker"][0]
+    env = {**os.environ, **tf_config([first, "127.0.0.1:1"]), distribute.TIMEOUT_VARIABLE: "3"}
     proc = subprocess.run([sys.executable, "-m", "seqkit", "sentiment", "train", str(SAMPLE),
                            "-o", str(out)], env=env, capture_output=True, text=True,
                           timeout=120)
