@@ -1,0 +1,273 @@
+"""Training throughput: seqkit's loop against a plain Keras `fit` and PyTorch, on the same
+model and the same batches (issue 20).
+
+    pip install -c requirements.lock -e ".[bench]"      # torch, CPU build
+    python benchmarks/throughput.py [--rows lstm,gru,bilstm,lm] [--batches 8,32,64,256]
+                                    [--examples 4096] [--epochs 4] [--rounds 2]
+
+Rows (each at every --batches size, lm at its recipe's batch of 32):
+- lstm, gru, bilstm: the sentiment recipe reduced to embedding(128) -> LSTM/GRU(128), one
+  direction or both -> masked max over time -> softmax, no dropout, on the first
+  --examples lines of SST-2 (glue/train.tsv), tokenised and bucketed by seqkit;
+- lm: the language-model recipe (2x200 LSTM, embeddings tied, dropout 0.2, windows of 35)
+  on the first 200,000 words of PTB (ptb.train.txt).
+For each row, seqkit's Batches (or Windows) give each epoch's batches; the same arrays in
+the same order go to (a) `seqkit.training.fit` as `train` runs it (its callbacks,
+checkpoints and TensorBoard scalars included), (b) a plain Keras `model.fit` over a
+tf.data dataset of those arrays, no callbacks, and (c) PyTorch: the same layers, Adam with
+each weight's gradient clipped to 1.0 as Keras's clipnorm does, sequences packed by length
+(so padding is skipped as Keras's masks skip it). Tokens/s is the tokens of an epoch over
+the median epoch time, the first epoch of each round left out (tracing, warm-up); rounds
+alternate the order a, b, c and c, b, a so that a noisy minute hits all three alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import DATASETS, require  # noqa: E402
+
+SENTIMENT_ROWS = {"lstm": ("lstm", False), "gru": ("gru", False), "bilstm": ("lstm", True)}
+
+
+# Data: the row's batches, made by seqkit ------------------------------------------------------
+class Row:
+    """A seqkit plan (model and batches) for one row, and each epoch's batches as arrays."""
+
+    def __init__(self, name: str, task, config, source, tmp: Path):
+        self.name, self.task, self.config = name, task, config
+        data = task.read(source, config)
+        self.pre = task.Preprocessor.fit(data, config)
+        self.data = data
+        self.tmp = tmp
+
+    def plan(self):
+        return self.task.prepare(self.config, self.pre, self.data, self.data, False)
+
+    def epoch_batches(self, batches, epoch: int) -> list:
+        import numpy as np
+
+        if hasattr(batches, "batch_starts"):  # lm windows
+            return [batches.make_batch(s) for s in batches.batch_starts(epoch)]
+        rng = np.random.default_rng([batches.seed, epoch, 1])
+        return [batches.structure(batches.make_batch(idx), rng)
+                for idx in batches.batch_indices(epoch)]
+
+
+def sentiment_row(name: str, batch: int, examples: int, tmp: Path) -> Row:
+    from seqkit.tasks import sentiment
+
+    cell, both = SENTIMENT_ROWS[name]
+    lines = require(DATASETS / "sst2_en_sentiment" / "glue" / "train.tsv").read_text(
+        encoding="utf-8").splitlines(keepends=True)
+    path = tmp / "sst2.tsv"
+    path.write_text("".join(lines[: examples + 1]), encoding="utf-8")
+    config = sentiment.Config(cell=cell, bidirectional=both, units=128, embedding_dim=128,
+                              dropout=0.0, batch_size=batch, pooling="max", patience=100)
+    return Row(f"{name} b{batch}", sentiment, config, sentiment.Source(str(path)), tmp)
+
+
+def lm_row(tmp: Path, words: int = 200_000) -> Row:
+    from seqkit.tasks import lm
+
+    path = tmp / "ptb.txt"
+    kept, count = [], 0
+    for line in require(DATASETS / "ptb_lm_en" / "ptb.train.txt").open(encoding="utf-8"):
+        kept.append(line)
+        count += len(line.split())
+        if count >= words:
+            break
+    path.write_text("".join(kept), encoding="utf-8")
+    config = lm.Config(level="word", min_epoch_tokens=0, patience=100, lr_decay=1.0)
+    return Row(f"lm b{config.batch_size}", lm, config, lm.Source(str(path)), tmp)
+
+
+# The three loops; each returns its epochs' seconds -------------------------------------------
+def run_seqkit(row: Row, state: dict, epochs: int) -> list[float]:
+    import dataclasses
+
+    from seqkit import training
+
+    if "seqkit" not in state:
+        state["seqkit"] = row.plan()
+    plan = state["seqkit"]
+    spec = training.TrainSpec.from_config(dataclasses.replace(row.config, epochs=epochs))
+    _, summary = training.fit(plan.model, plan.train, None, spec, row.tmp / "seqkit",
+                              monitor="loss", mode="min")
+    return [h["seconds"] for h in summary["history"]]
+
+
+def run_keras(row: Row, state: dict, epochs: int) -> list[float]:
+    import tensorflow as tf
+
+    from benchmarks.common import EpochTimer
+
+    if "keras" not in state:
+        plan = row.plan()
+        state["keras"] = (plan.model, plan.train)
+    model, batches = state["keras"]
+    arrays = [row.epoch_batches(batches, e) for e in range(epochs)]
+    sample = arrays[0][0]
+    signature = tf.nest.map_structure(
+        lambda a: tf.TensorSpec((None,) * a.ndim, tf.as_dtype(a.dtype)), sample)
+    epoch = iter(range(epochs))
+
+    def generate():
+        yield from arrays[next(epoch)]
+
+    # a new iterator each epoch, so each epoch's arrays in turn
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(arrays[0])))
+    timer = EpochTimer()
+    model.fit(dataset.prefetch(2), epochs=epochs, verbose=0, callbacks=[timer], shuffle=False)
+    return timer.seconds
+
+
+def run_torch(row: Row, state: dict, epochs: int) -> list[float]:
+    import torch
+
+    if "torch" not in state:
+        state["torch"] = torch_model(row)
+    model, step = state["torch"]
+    plan_batches = state.setdefault("torch_batches", row.plan().train)
+    seconds = []
+    for e in range(epochs):
+        arrays = row.epoch_batches(plan_batches, e)
+        start = time.perf_counter()
+        for x, y in arrays:
+            step(x, y)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def torch_model(row: Row):
+    import numpy as np
+    import torch
+    from torch import nn
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    torch.manual_seed(0)
+    config = row.config
+    vocab = len(row.pre.vocab)
+    if row.task.NAME == "lm":
+        class LM(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.embedding = nn.Embedding(vocab, config.embedding_dim)
+                self.rnn = nn.LSTM(config.embedding_dim, config.units, config.layers,
+                                   batch_first=True, dropout=config.dropout)
+                self.drop = nn.Dropout(config.dropout)
+                self.out = nn.Linear(config.units, vocab)
+                self.out.weight = self.embedding.weight  # tied, as the recipe
+
+            def forward(self, x):
+                h, _ = self.rnn(self.drop(self.embedding(x)))
+                return self.out(self.drop(h))
+
+        model = LM()
+    else:
+        cells = {"lstm": nn.LSTM, "gru": nn.GRU}
+
+        class Classifier(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.embedding = nn.Embedding(vocab, config.embedding_dim, padding_idx=0)
+                self.rnn = cells[config.cell](config.embedding_dim, config.units,
+                                              batch_first=True,
+                                              bidirectional=config.bidirectional)
+                self.out = nn.Linear(config.units * (2 if config.bidirectional else 1),
+                                     len(row.pre.labels))
+
+            def forward(self, x):
+                lengths = (x != 0).sum(1)
+                packed = pack_padded_sequence(self.embedding(x), lengths.cpu(),
+                                              batch_first=True, enforce_sorted=False)
+                h, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True,
+                                           total_length=x.shape[1])
+                h = h.masked_fill((x == 0)[:, :, None], float("-inf"))
+                return self.out(h.max(1).values)
+
+        model = Classifier()
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    loss_fn = nn.CrossEntropyLoss()
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def step(x, y):
+        x = torch.from_numpy(np.asarray(x["tokens"] if isinstance(x, dict) else x,
+                                        dtype=np.int64))
+        y = torch.from_numpy(np.asarray(y, dtype=np.int64))
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(x)
+        loss = loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        loss.backward()
+        for p in params:  # each weight on its own, as Keras's clipnorm
+            torch.nn.utils.clip_grad_norm_([p], 1.0)
+        optimizer.step()
+
+    return model, step
+
+
+def tokens_per_epoch(row: Row, state: dict) -> int:
+    return int(state.setdefault("torch_batches", row.plan().train).tokens)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="lstm,gru,bilstm,lm")
+    parser.add_argument("--batches", default="8,32,64,256")
+    parser.add_argument("--examples", type=int, default=4096)
+    parser.add_argument("--epochs", type=int, default=4, help="per round, the first not timed")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    from seqkit.runtime import load_tensorflow
+
+    load_tensorflow()
+    import os
+
+    import torch
+
+    loops = {"seqkit": run_seqkit, "keras": run_keras, "torch": run_torch}
+    results = []
+    with tempfile.TemporaryDirectory(prefix="seqkit-throughput-") as tmp:
+        tmp = Path(tmp)
+        rows = []
+        for name in args.rows.split(","):
+            if name == "lm":
+                rows.append(lm_row(tmp))
+            else:
+                rows += [sentiment_row(name, int(b), args.examples, tmp)
+                         for b in args.batches.split(",")]
+        for row in rows:
+            state: dict = {}
+            tokens = tokens_per_epoch(row, state)
+            steady = {name: [] for name in loops}
+            for round_ in range(args.rounds):
+                order = list(loops) if round_ % 2 == 0 else list(reversed(loops))
+                for name in order:
+                    seconds = loops[name](row, state, args.epochs)
+                    steady[name] += seconds[1:]
+            speed = {name: tokens / statistics.median(s) for name, s in steady.items()}
+            results.append((row.name, speed))
+            print(f"{row.name:<12} seqkit {speed['seqkit']:>9,.0f}  keras {speed['keras']:>9,.0f}"
+                  f"  torch {speed['torch']:>9,.0f} tokens/s", file=sys.stderr, flush=True)
+    print(f"\ntraining tokens/s, median of {args.rounds} rounds x {args.epochs - 1} timed "
+          f"epochs; {os.cpu_count()} CPU cores, torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads)")
+    print(f"{'row':<12} {'seqkit':>9} {'keras':>9} {'torch':>9} {'seqkit/keras':>13} "
+          f"{'seqkit/torch':>13}")
+    for name, speed in results:
+        print(f"{name:<12} {speed['seqkit']:>9,.0f} {speed['keras']:>9,.0f} "
+              f"{speed['torch']:>9,.0f} {speed['seqkit'] / speed['keras']:>13.2f} "
+              f"{speed['seqkit'] / speed['torch']:>13.2f}")
+
+
+if __name__ == "__main__":
+    main()
