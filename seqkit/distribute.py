@@ -18,8 +18,7 @@ A worker that dies makes the others fail at once; one that hangs, after the coll
 timeout (SEQKIT_WORKER_TIMEOUT seconds, default 600); one that never starts, after the
 same time at start-up (a watchdog, `_deadline`). Each is one line, never a wait forever.
 
-Also here, for GPUs: `precision` (--mixed-precision) and `float32_copy` (what is saved),
-and `kernel_notes` (what keeps a recipe off the fused cuDNN kernels).
+What a GPU changes besides (mixed precision, cuDNN kernels) is in seqkit.gpu.
 
 Keras 3 (3.15) does not run `fit` under a distribution strategy as released
 (keras-team/keras#20585): it builds a model by all-reducing one batch of data, which
@@ -334,61 +333,6 @@ def scope():
 def local_model(model, custom_objects: dict | None = None):
     """`model`, or its copy outside the strategy when one is running."""
     return model if _RUN is None else _RUN.local_copy(model, custom_objects)
-
-
-@contextlib.contextmanager
-def precision(name: str):
-    """Layers made inside compute in float16 or bfloat16 (`name`) with float32 weights;
-    "off" changes nothing. With float16, Keras's compile wraps the optimizer in a
-    LossScaleOptimizer, so that small gradients do not underflow."""
-    import keras
-
-    if name == "off":
-        yield
-        return
-    before = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(f"mixed_{name}")
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(before)
-
-
-def float32_copy(model):
-    """`model` with every layer computing in float32 and the same weights (a mixed
-    precision model's weights are float32 already): what is saved, scored and exported,
-    so that inference (Keras or ONNX) does not depend on the GPU it was trained on."""
-    config = _float32(model.get_config())
-    copy = type(model).from_config(config)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def _float32(node):
-    if isinstance(node, dict):
-        if node.get("class_name") == "DTypePolicy" and \
-                str(node.get("config", {}).get("name", "")).startswith("mixed_"):
-            return {**node, "config": {**node["config"], "name": "float32"}}
-        return {k: _float32(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_float32(v) for v in node]
-    return node
-
-
-def kernel_notes(config) -> list[str]:
-    """What in a recipe keeps Keras off the fused cuDNN recurrent kernels on a GPU (it uses
-    them for LSTM and GRU with tanh/sigmoid, no recurrent dropout, no unrolling and
-    right-padded masks; seqkit's recipes fix all but the cell and recurrent_dropout)."""
-    notes = []
-    if getattr(config, "cell", None) == "simple_rnn":
-        notes.append("cell = simple_rnn has no fused cuDNN kernel: on a GPU it runs step by "
-                     "step (gru and lstm run as one cuDNN call)")
-    rate = getattr(config, "recurrent_dropout", 0.0)
-    if rate > 0:
-        notes.append(f"recurrent_dropout = {rate:g} keeps Keras off the fused cuDNN kernel, "
-                     "several times slower on a GPU; recurrent_dropout = 0 (with dropout) "
-                     "uses it")
-    return notes
 
 
 def _fix_multi_worker_reduce() -> None:

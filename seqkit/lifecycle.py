@@ -66,13 +66,13 @@ def train(task, source, out_dir: str | Path, config, *, valid=None, force: bool 
     gets curves.png and, with `tensorboard`, logs/ (seqkit.summaries). `distribute` is a
     seqkit.distribute mode; on a cluster, a worker other than the chief trains alongside
     it, writes nothing and returns {}."""
-    from seqkit import distribute as distribution
+    from seqkit import distribute as distribution, gpu
     from seqkit.runtime import load_tensorflow
 
     load_tensorflow()
     dist = distribution.start(distribute)  # before any other TensorFlow operation
     if distribution.gpus():
-        for note in distribution.kernel_notes(config):
+        for note in gpu.kernel_notes(config):
             log.warning(note)
     if dist is None:
         with artifacts.training_lock(out_dir):
@@ -160,11 +160,11 @@ def _read(task, source, valid, config):
 
 
 def _fit(task, config, pre, data, valid_data, resume: bool, work, tensorboard: bool):
-    from seqkit import distribute as distribution
+    from seqkit import distribute as distribution, gpu
     from seqkit.training import TrainSpec, fit
 
     # the model, its optimizer and metrics
-    with distribution.scope(), distribution.precision(config.mixed_precision):
+    with distribution.scope(), gpu.precision(config.mixed_precision):
         plan = task.prepare(config, pre, data, valid_data, resume)
     fitted, summary = fit(plan.model, plan.train, plan.valid, TrainSpec.from_config(config),
                           work, monitor=plan.monitor, mode=plan.mode, resume=resume,
@@ -172,7 +172,7 @@ def _fit(task, config, pre, data, valid_data, resume: bool, work, tensorboard: b
                           tensorboard=tensorboard)
     dist = distribution.current()
     if config.mixed_precision != "off" and (dist is None or dist.chief):
-        fitted = distribution.float32_copy(fitted)
+        fitted = gpu.float32_copy(fitted)
     return plan, fitted, summary
 
 

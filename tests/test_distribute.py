@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY, one_error_line
-from seqkit import distribute
+from seqkit import distribute, gpu
 from seqkit.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,8 +85,8 @@ def test_worker_timeout_is_checked(monkeypatch, value, ok):
 def test_recipes_that_miss_the_cudnn_kernels_are_named():
     from seqkit.tasks import sentiment
 
-    assert distribute.kernel_notes(sentiment.Config()) == []
-    notes = distribute.kernel_notes(sentiment.Config(cell="simple_rnn", recurrent_dropout=0.2))
+    assert gpu.kernel_notes(sentiment.Config()) == []
+    notes = gpu.kernel_notes(sentiment.Config(cell="simple_rnn", recurrent_dropout=0.2))
     assert len(notes) == 2
     assert "simple_rnn has no fused cuDNN kernel" in notes[0]
     assert "recurrent_dropout = 0.2" in notes[1]

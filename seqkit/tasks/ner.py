@@ -282,7 +282,8 @@ def prepare(config: Config, pre: Preprocessor, train: Tagged, valid: Tagged,
     """The training model (the CRF takes the gold tags), early stopping on validation
     entity F1, and the inference model as what is saved."""
     from seqkit.lifecycle import Plan
-    from seqkit.training import ScoreCallback, TrainSpec, make_optimizer
+    from seqkit.callbacks import ScoreCallback
+    from seqkit.training import TrainSpec, make_optimizer
 
     model = tagging.build_model(config, pre)
     if pre.vectors is not None and not resume:
