@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -35,7 +36,15 @@ def field_names(config_cls) -> list[str]:
 
 
 def _coerce(name: str, value: Any, default: Any, source: str) -> Any:
-    """Return `value` converted to the type of `default`, or raise ConfigError."""
+    """Return `value` converted to the type of `default`, or raise ConfigError. A float
+    must be finite: nan passes every range check (its comparisons are all false)."""
+    converted = _convert(name, value, default, source)
+    if isinstance(converted, float) and not math.isfinite(converted):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}", path=source)
+    return converted
+
+
+def _convert(name: str, value: Any, default: Any, source: str) -> Any:
     expected = type(default)
     if default is None or isinstance(value, expected) and not (
         isinstance(value, bool) and expected is not bool

@@ -90,3 +90,13 @@ def test_shipped_recipe_matches_config_defaults(task):
     assert configlib.resolve(module.Config, recipe, task=task) == module.Config()
     # and lists every key, the shared ones (seqkit.config) included
     assert set(configlib.read_recipe(recipe)) == set(configlib.field_names(module.Config))
+
+
+@pytest.mark.parametrize("item", ["dropout=nan", "clipnorm=nan", "forget_bias=inf",
+                                  "max_minutes=-inf", "learning_rate=NaN"])
+def test_a_float_key_must_be_finite(item):
+    """nan passes every range check (its comparisons are all false): it is refused first."""
+    from seqkit.tasks import sentiment
+
+    with pytest.raises(ConfigError, match="must be a finite number"):
+        configlib.resolve(sentiment.Config, None, {}, [item])
