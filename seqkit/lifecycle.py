@@ -74,18 +74,24 @@ def train(task, source, out_dir: str | Path, config, *, valid=None, force: bool 
     if distribution.gpus():
         for note in gpu.kernel_notes(config):
             log.warning(note)
-    if dist is None:
-        with artifacts.training_lock(out_dir):
-            return _train(task, source, out_dir, config, valid=valid, force=force,
-                          resume=resume, tensorboard=tensorboard)
-    import tensorflow as tf
-
-    try:
-        if not dist.chief:
+    with _lost_workers(dist):
+        if dist is not None and not dist.chief:
             return _train_worker(task, source, out_dir, config, valid=valid, dist=dist)
         with artifacts.training_lock(out_dir):
             return _train(task, source, out_dir, config, valid=valid, force=force,
                           resume=resume, tensorboard=tensorboard, dist=dist)
+
+
+@contextlib.contextmanager
+def _lost_workers(dist) -> Iterator[None]:
+    """On a cluster, TensorFlow's errors for a worker that stopped answering, as one line."""
+    if dist is None:
+        yield
+        return
+    import tensorflow as tf
+
+    try:
+        yield
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
             tf.errors.CancelledError, tf.errors.AbortedError) as exc:
         raise ConfigError(
