@@ -1,9 +1,11 @@
 """Language-model benchmark: the default recipe on PTB (words) and Chinese couplets (characters).
 
-    python benchmarks/lm.py [--only ptb|couplets] [--set key=value ...] [--samples N]
+    python benchmarks/lm.py [--only ptb|ptb-chars|couplets] [--set key=value ...]
+                            [--samples N]
 
 PTB: Mikolov's preprocessed Penn Treebank, train on ptb.train.txt, early stopping on
 ptb.valid.txt, perplexity over the whole of ptb.test.txt (every token and line end once).
+ptb-chars: the same files read as characters (`level = "char"`, spaces included).
 Couplets: 五言 couplets, one per line, a fixed seeded 90/5/5 split by line; test perplexity
 and bits per character, and the share of generated lines that keep the shape
 5 characters, comma, 5 characters, full stop. Both print a few generated samples.
@@ -89,7 +91,7 @@ def run(name: str, train_path: Path, valid_path: Path, test_path: Path, set_item
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["ptb", "couplets"])
+    parser.add_argument("--only", choices=["ptb", "ptb-chars", "couplets"])
     parser.add_argument("--set", dest="set_items", action="append", default=[])
     parser.add_argument("--samples", type=int, default=5, help="Generated samples to print.")
     args = parser.parse_args()
@@ -101,6 +103,12 @@ def main() -> None:
             ptb = require(DATASETS / "ptb_lm_en")
             results.append(run("ptb", ptb / "ptb.train.txt", ptb / "ptb.valid.txt",
                                ptb / "ptb.test.txt", args.set_items, tmp, args.samples))
+            print(json.dumps(results[-1], ensure_ascii=False), flush=True)
+        if args.only in (None, "ptb-chars"):
+            ptb = require(DATASETS / "ptb_lm_en")
+            results.append(run("ptb-chars", ptb / "ptb.train.txt", ptb / "ptb.valid.txt",
+                               ptb / "ptb.test.txt", ["level=char", *args.set_items], tmp,
+                               args.samples))
             print(json.dumps(results[-1], ensure_ascii=False), flush=True)
         if args.only in (None, "couplets"):
             train, valid, test = split_couplets(tmp)
