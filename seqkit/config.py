@@ -4,6 +4,13 @@ A recipe is a flat TOML file whose keys are the fields of a task's `Config` data
 an optional `[seqkit]` table (written into every model directory) names the task, so
 `--config MODEL_DIR/config.toml` re-runs a training with the same settings.
 
+A task whose best defaults depend on its data declares them as variants (lm: one set for
+characters, one for words, `Config.VARIANTS`); once the data is read, `settle` gives each
+key that no layer set the variant's value, and a recipe's `[variant]` table (`[char]`)
+overrides that variant's values, below the command line:
+
+    dataclass < Config.VARIANTS[v] < recipe < recipe's [v] table < options < --set
+
     seqkit sentiment train data/sentiment_en.tsv -o model --config tasks/sentiment.toml \
         --set units=64
 
@@ -18,7 +25,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -133,8 +140,16 @@ def resolve(
     defaults = config_cls()
     values = dataclasses.asdict(defaults)
     layers: list[tuple[str, Mapping[str, Any]]] = []
+    tables: dict[str, dict[str, Any]] = {}
     if recipe is not None:
-        layers.append((str(recipe), read_recipe(recipe, task)))
+        layer = read_recipe(recipe, task)
+        for name in getattr(config_cls, "VARIANTS", {}):
+            if isinstance(layer.get(name), dict):
+                table, source = layer.pop(name), f"{recipe} [{name}]"
+                _check_known(table.keys(), config_cls, source)
+                tables[name] = {key: _coerce(key, value, getattr(defaults, key), source)
+                                for key, value in table.items()}
+        layers.append((str(recipe), layer))
     if options:
         layers.append(("command line", {k: v for k, v in options.items() if v is not None}))
     overrides = parse_set_items(set_items)
@@ -148,7 +163,34 @@ def resolve(
     validate = getattr(config, "validate", None)
     if validate is not None:
         validate()
+    # what settle needs: which keys the recipe and which the command line set
+    config.__dict__[_LAYERS] = (
+        frozenset(layers[0][1]) if recipe is not None else frozenset(),
+        frozenset(k for source, layer in layers[recipe is not None:] for k in layer), tables)
     return config
+
+
+_LAYERS = "_layers"
+
+
+def settle(config, variant: str, **fixed):
+    """`config` for `variant` (a key of its class's VARIANTS), once the data has said which:
+    each key that neither the recipe nor the command line set takes the variant's value,
+    and the recipe's `[variant]` table overrides the recipe's other keys. `fixed` is set
+    as given. A config built in code rather than by `resolve` keeps its values."""
+    recipe_keys, given, tables = config.__dict__.get(_LAYERS, (None, None, {}))
+    values = dataclasses.asdict(config)
+    if given is not None:
+        for key, value in getattr(type(config), "VARIANTS", {}).get(variant, {}).items():
+            if key not in recipe_keys and key not in given:
+                values[key] = value
+        for key, value in tables.get(variant, {}).items():
+            if key not in given:
+                values[key] = value
+    values.update(fixed)
+    settled = type(config)(**values)
+    settled.validate()
+    return settled
 
 
 def from_dict(config_cls, data: Mapping[str, Any], source: str):
@@ -271,3 +313,5 @@ class Training(_Validated):
 @dataclasses.dataclass
 class Recipe(Training, Stack, Recurrent):
     """The shared keys of a task whose backbone is a stack (all but caption)."""
+    # {variant: {key: value}}: defaults a task picks once it has read its data (settle)
+    VARIANTS: ClassVar[dict[str, dict[str, Any]]] = {}

@@ -15,6 +15,8 @@ every task (the contract; `seqkit.tasks.TASKS` lists them):
     prepare(config, pre, train, valid, resume) -> Plan
                             the Keras side: the model to fit, its batches, its callbacks, what
                             it monitors, and how the fitted model becomes the saved one
+    settle(config, data) -> config              optional: the config once the training data
+                            is read (lm: the defaults for characters or for words)
     score(model, config, pre, data, **options) -> dict      validation and evaluate scores
     describe(scores) -> str                     the line logged after training
     export(model, config, pre, directory)       ONNX graphs (seqkit.graphs) beside
@@ -141,6 +143,8 @@ def _setup(task, source, out_dir, config, valid, force: bool, resume: bool):
         artifacts.check_output(out_dir, force=force)
     with held_logs():
         data, valid_data = _read(task, source, valid, config)
+        if not resume and hasattr(task, "settle"):
+            config = task.settle(config, data)
         if resume:
             pre = task.Preprocessor.from_json(
                 artifacts.read_json(work / artifacts.PREPROCESSOR_FILE))

@@ -1,3 +1,4 @@
+import dataclasses
 from dataclasses import dataclass
 
 import pytest
@@ -87,9 +88,19 @@ def test_shipped_recipe_matches_config_defaults(task):
 
     module = importlib.import_module(f"seqkit.tasks.{task}")
     recipe = Path(__file__).resolve().parent.parent / "tasks" / f"{task}.toml"
-    assert configlib.resolve(module.Config, recipe, task=task) == module.Config()
-    # and lists every key, the shared ones (seqkit.config) included
-    assert set(configlib.read_recipe(recipe)) == set(configlib.field_names(module.Config))
+    config = configlib.resolve(module.Config, recipe, task=task)
+    assert config == module.Config()
+    # and lists every key, the shared ones (seqkit.config) included, each once: a key
+    # that depends on the variant is in each variant's table and not at the top level
+    variants = getattr(module.Config, "VARIANTS", {})
+    data = configlib.read_recipe(recipe)
+    tables = {name: data.pop(name) for name in variants}
+    assert all(table == variants[name] for name, table in tables.items())
+    for table in tables.values():
+        assert set(data) | set(table) == set(configlib.field_names(module.Config))
+        assert not set(data) & set(table)
+    for name, table in variants.items():
+        assert configlib.settle(config, name) == dataclasses.replace(module.Config(), **table)
 
 
 @pytest.mark.parametrize("item", ["dropout=nan", "clipnorm=nan", "forget_bias=inf",
@@ -100,3 +111,45 @@ def test_a_float_key_must_be_finite(item):
 
     with pytest.raises(ConfigError, match="must be a finite number"):
         configlib.resolve(sentiment.Config, None, {}, [item])
+
+
+def test_settle_gives_the_variant_only_the_keys_nobody_set(tmp_path):
+    """dataclass < VARIANTS[v] < recipe < recipe's [v] table < options < --set."""
+    from seqkit.tasks import lm
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text("units = 64\ndropout = 0.3\nepochs = 3\n"
+                      "[char]\ndropout = 0.1\nbatch_size = 7\nlearning_rate = 0.01\n"
+                      "[word]\nbatch_size = 9\n")
+    config = configlib.resolve(lm.Config, recipe, {"learning_rate": 0.005, "epochs": None},
+                               ["patience=9"])
+    char = configlib.settle(config, "char", level="char")
+    assert (char.level, char.units, char.dropout, char.batch_size, char.learning_rate,
+            char.patience, char.epochs) == ("char", 64, 0.1, 7, 0.005, 9, 3)
+    # the keys no layer set take the char recipe's values
+    assert (char.sequence_length, char.embedding_dim) == (lm.CHAR["sequence_length"],
+                                                          lm.CHAR["embedding_dim"])
+    word = configlib.settle(config, "word")
+    assert (word.units, word.dropout, word.batch_size, word.sequence_length) == (
+        64, 0.3, 9, lm.WORD["sequence_length"])
+    # a config built in code states every value: settle leaves it alone
+    assert configlib.settle(lm.Config(units=8), "char") == lm.Config(units=8)
+
+
+def test_a_variant_table_is_checked_like_the_top_level(tmp_path):
+    from seqkit.tasks import lm
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text("[char]\nunits = 'many'\n")
+    with pytest.raises(ConfigError, match=r"r.toml \[char\].*units must be int"):
+        configlib.resolve(lm.Config, recipe)
+    recipe.write_text("[char]\nunit = 8\n")
+    with pytest.raises(ConfigError, match=r"\[char\].*unknown key unit"):
+        configlib.resolve(lm.Config, recipe)
+    recipe.write_text("[chars]\nunits = 8\n")  # not a variant: an unknown key
+    with pytest.raises(ConfigError, match="unknown key chars"):
+        configlib.resolve(lm.Config, recipe)
+    recipe.write_text("[char]\nunits = 0\n")  # checked once the level is known
+    config = configlib.resolve(lm.Config, recipe)
+    with pytest.raises(ConfigError, match="units must be >= 1"):
+        configlib.settle(config, "char")

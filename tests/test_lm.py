@@ -244,6 +244,28 @@ def test_bidirectional_is_refused(cli, tmp_path):
     assert r.code == 1 and "bidirectional must be false" in r.err
 
 
+def test_the_recipe_follows_the_level_the_text_was_read_at(cli, tmp_path):
+    """level auto reads the Chinese text as characters and the English as words; each
+    run takes that level's defaults (tasks/lm.toml's [char] and [word]) for every key the
+    command line left unset, and config.toml writes down the level and the values used."""
+    from seqkit import config as configlib
+    from seqkit.tasks import lm
+
+    english = tmp_path / "en.txt"
+    english.write_text("\n".join(EN_WORDS * 10) + "\n", encoding="utf-8")
+    for name, text, level in [("zh", write_zh(tmp_path / "zh.txt", n=40), "char"),
+                              ("en", english, "word")]:
+        r = cli("lm", "train", text, "-o", tmp_path / name, "--units", "8", "--epochs", "1",
+                "--set", "embedding_dim=6", "--set", "min_epoch_tokens=0")
+        assert r.code == 0, r.err
+        saved = configlib.resolve(lm.Config, tmp_path / name / "config.toml", task="lm")
+        assert saved.level == level and (saved.units, saved.embedding_dim) == (8, 6)
+        for key, value in lm.Config.VARIANTS[level].items():
+            if key not in ("units", "embedding_dim"):
+                assert getattr(saved, key) == value, key
+    assert lm.CHAR["sequence_length"] != lm.WORD["sequence_length"]  # the test tells them apart
+
+
 # --- the command line -------------------------------------------------------------------
 def test_training_learns_and_evaluate_reports_perplexity(zh_model, tmp_path, cli):
     metrics = json.loads((zh_model / "metrics.json").read_text())

@@ -18,7 +18,7 @@ import logging
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
 import numpy as np
 
@@ -38,28 +38,39 @@ log = logging.getLogger("seqkit")
 
 
 # 1. Config ---------------------------------------------------------------------------------
+# The defaults that depend on the level, chosen on PTB (words) and on the Chinese couplets
+# and PTB read as characters (benchmarks/lm.py; issue 20). The dataclass's own defaults are
+# the word recipe's.
+WORD = {"units": 400, "embedding_dim": 400, "dropout": 0.4, "batch_size": 64,
+        "sequence_length": 35, "lr_decay": 0.6, "lr_decay_after": 3, "patience": 3}
+CHAR = {"units": 256, "embedding_dim": 256, "dropout": 0.2, "batch_size": 32,
+        "sequence_length": 100, "lr_decay": 0.5, "lr_decay_after": 0, "patience": 3}
+
+
 @dataclass
 class Config(configlib.Recipe):
+    VARIANTS: ClassVar[dict[str, dict[str, Any]]] = {"word": WORD, "char": CHAR}
     # shared keys (seqkit.config) whose default differs here
-    units: int = 200
+    units: int = WORD["units"]
     layers: int = 2
     bidirectional: bool = False
-    dropout: float = 0.2
+    dropout: float = WORD["dropout"]
     epochs: int = 20
+    batch_size: int = WORD["batch_size"]
     learning_rate: float = 0.002
-    lr_decay: float = 0.6
-    lr_decay_after: int = 4
-    patience: int = 2
+    lr_decay: float = WORD["lr_decay"]
+    lr_decay_after: int = WORD["lr_decay_after"]
+    patience: int = WORD["patience"]
     # this task's own keys
     level: str = "auto"
     word_tokenizer: str = "whitespace"
     lowercase: bool = False
     min_count: int = 1
     max_vocab: int = 50000
-    sequence_length: int = 35
+    sequence_length: int = WORD["sequence_length"]
     min_epoch_tokens: int = 50000
     valid_fraction: float = 0.05
-    embedding_dim: int = 200
+    embedding_dim: int = WORD["embedding_dim"]
     tie_embeddings: bool = True
 
     def validate(self) -> None:
@@ -106,6 +117,17 @@ def read(source: Source, config: Config, reference=None) -> Corpus:
         raise DataError("too little text to train on: at least two tokens are needed",
                         path=source.path)
     return Corpus(tokens, level, source.path)
+
+
+def settle(config: Config, data: Corpus) -> Config:
+    """The recipe for the text's level (Config.VARIANTS) where the recipe and the command
+    line left a key unset; the level is written down too, as read."""
+    settled = configlib.settle(config, data.level, level=data.level)
+    chosen = [f"{key} {value}" for key, value in Config.VARIANTS[data.level].items()
+              if getattr(settled, key) == value and getattr(config, key) != value]
+    if chosen:
+        log.info("%s-level recipe: %s", data.level, ", ".join(chosen))
+    return settled
 
 
 def split(data: Corpus, config: Config) -> tuple[Corpus, Corpus]:
