@@ -2,10 +2,10 @@
 model and the same batches (issue 20).
 
     pip install -c requirements.lock -e ".[bench]"      # torch, CPU build
-    python benchmarks/throughput.py [--rows lstm,gru,bilstm,lm] [--batches 8,32,64,256]
+    python benchmarks/throughput.py [--rows lstm,gru,bilstm,ner,lm] [--batches 8,32,64,256]
                                     [--examples 4096] [--epochs 4] [--rounds 2]
 
-Rows (each at every --batches size, lm at its recipe's batch of 32):
+Rows (each at every --batches size; ner and lm at their recipes' batch sizes):
 - lstm, gru, bilstm: the sentiment recipe reduced to embedding(128) -> LSTM/GRU(128), one
   direction or both -> masked max over time -> softmax, no dropout, on the first
   --examples lines of SST-2 (glue/train.tsv), tokenised and bucketed by seqkit;
@@ -89,6 +89,25 @@ def lm_row(tmp: Path, words: int = 200_000) -> Row:
     return Row(f"lm b{config.batch_size}", lm, config, lm.Source(str(path)), tmp)
 
 
+def ner_row(examples: int, tmp: Path) -> Row:
+    from seqkit import config as configlib
+    from seqkit.tasks import ner
+
+    source = require(DATASETS / "conll2003_en_ner" / "derived_iob2" / "train.txt")
+    kept, count = [], 0
+    for line in source.open(encoding="utf-8"):
+        kept.append(line)
+        count += not line.strip()
+        if count >= examples:
+            break
+    path = tmp / "conll.txt"
+    path.write_text("".join(kept), encoding="utf-8")
+    root = Path(__file__).resolve().parent.parent
+    config = configlib.resolve(ner.Config, root / "tasks" / "ner.toml", {"max_minutes": 0.0},
+                               task="ner")
+    return Row(f"ner b{config.batch_size}", ner, config, ner.Source(str(path)), tmp)
+
+
 # The three loops; each returns its epochs' seconds -------------------------------------------
 def run_seqkit(row: Row, state: dict, epochs: int) -> list[float]:
     import dataclasses
@@ -141,8 +160,8 @@ def run_torch(row: Row, state: dict, epochs: int) -> list[float]:
     for e in range(epochs):
         arrays = row.epoch_batches(plan_batches, e)
         start = time.perf_counter()
-        for x, y in arrays:
-            step(x, y)
+        for batch in arrays:
+            step(*batch)
         seconds.append(time.perf_counter() - start)
     return seconds
 
@@ -172,6 +191,8 @@ def torch_model(row: Row):
                 return self.out(self.drop(h))
 
         model = LM()
+    elif row.task.NAME == "ner":
+        return ner_torch_model(row)
     else:
         cells = {"lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -215,13 +236,93 @@ def torch_model(row: Row):
     return model, step
 
 
+def torch_crf_nll(emissions, tags, mask, transitions, start, end):
+    """(batch,) negative log-likelihood of the gold tags under a linear-chain CRF; mask
+    (batch, time) bool, True on real steps, right-padded."""
+    import torch
+
+    lengths = mask.sum(1)
+    gold = (emissions.gather(2, tags[..., None])[..., 0] * mask).sum(1) + start[tags[:, 0]]
+    gold = gold + (transitions[tags[:, :-1], tags[:, 1:]] * mask[:, 1:]).sum(1)
+    gold = gold + end[tags[torch.arange(len(tags)), lengths - 1]]
+    alpha = start + emissions[:, 0]
+    for t in range(1, emissions.shape[1]):
+        moved = torch.logsumexp(alpha[:, :, None] + transitions, 1) + emissions[:, t]
+        alpha = torch.where(mask[:, t, None], moved, alpha)
+    return torch.logsumexp(alpha + end, 1) - gold
+
+
+def ner_torch_model(row: Row):
+    """The ner recipe's network in PyTorch, with a CRF written the usual way; and its step."""
+    import numpy as np
+    import torch
+    from torch import nn
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from seqkit.tagging import SHAPES
+
+    torch.manual_seed(0)
+    config, pre = row.config, row.pre
+    n_tags = len(pre.tags)
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(len(pre.vocab), config.embedding_dim, padding_idx=0)
+            self.char_embedding = nn.Embedding(len(pre.chars), config.char_embedding_dim)
+            self.char_cnn = nn.Conv1d(config.char_embedding_dim, config.char_filters,
+                                      config.char_width, padding="same")
+            self.shape_embedding = nn.Embedding(len(SHAPES), config.case_embedding_dim)
+            features = config.embedding_dim + config.char_filters + config.case_embedding_dim
+            self.drop = nn.Dropout(config.dropout)
+            self.rnn = nn.LSTM(features, config.units, batch_first=True, bidirectional=True)
+            self.emissions = nn.Linear(2 * config.units, n_tags)
+            self.transitions = nn.Parameter(torch.zeros(n_tags, n_tags))
+            self.start = nn.Parameter(torch.zeros(n_tags))
+            self.end = nn.Parameter(torch.zeros(n_tags))
+
+        def forward(self, tokens, chars, shapes, tags):
+            batch, time_, width = chars.shape
+            real_chars = (chars > 0)[..., None]
+            c = self.char_embedding(chars) * real_chars  # padding characters are zeros
+            c = torch.tanh(self.char_cnn(c.reshape(-1, width, c.shape[-1]).transpose(1, 2)))
+            c = c.transpose(1, 2).reshape(batch, time_, width, -1)
+            c = c.masked_fill(~real_chars, -1e9).max(2).values
+            c = torch.where(real_chars.any(2), c, torch.zeros_like(c))
+            x = torch.cat([self.embedding(tokens), c, self.shape_embedding(shapes)], -1)
+            mask = tokens > 0
+            lengths = mask.sum(1)
+            packed = pack_padded_sequence(self.drop(x), lengths, batch_first=True,
+                                          enforce_sorted=False)
+            h, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True,
+                                       total_length=time_)
+            return torch_crf_nll(self.emissions(self.drop(h)), tags, mask, self.transitions,
+                                 self.start, self.end).mean()
+
+    model = Tagger()
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    params = list(model.parameters())
+
+    def step(x):
+        tensors = {k: torch.from_numpy(np.asarray(v, dtype=np.int64)) for k, v in x.items()}
+        optimizer.zero_grad(set_to_none=True)
+        loss = model(tensors["tokens"], tensors["chars"], tensors["shapes"], tensors["tags"])
+        loss.backward()
+        for p in params:  # each weight on its own, as Keras's clipnorm
+            torch.nn.utils.clip_grad_norm_([p], config.clipnorm)
+        optimizer.step()
+
+    return model, step
+
+
 def tokens_per_epoch(row: Row, state: dict) -> int:
     return int(state.setdefault("torch_batches", row.plan().train).tokens)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", default="lstm,gru,bilstm,lm")
+    parser.add_argument("--rows", default="lstm,gru,bilstm,ner,lm")
     parser.add_argument("--batches", default="8,32,64,256")
     parser.add_argument("--examples", type=int, default=4096)
     parser.add_argument("--epochs", type=int, default=4, help="per round, the first not timed")
@@ -242,6 +343,8 @@ def main() -> None:
         for name in args.rows.split(","):
             if name == "lm":
                 rows.append(lm_row(tmp))
+            elif name == "ner":
+                rows.append(ner_row(args.examples, tmp))
             else:
                 rows += [sentiment_row(name, int(b), args.examples, tmp)
                          for b in args.batches.split(",")]
