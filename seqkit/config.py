@@ -288,6 +288,7 @@ class Training(_Validated):
     max_minutes: float = 0.0  # stop after the epoch that passes this many minutes; 0: no limit
     seed: int = 42
     mixed_precision: str = "off"  # float16 | bfloat16: compute in it, keep weights in float32
+    xla: bool = False  # compile the training step with XLA (false: as Keras decides, off on CPUs)
 
     def validate(self) -> None:
         check_choice("mixed_precision", self.mixed_precision, choices.PRECISIONS)

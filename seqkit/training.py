@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable, Sequence
@@ -201,6 +202,21 @@ class _SwapAverage(keras.callbacks.SwapEMAWeights):
         setattr(self, self.FLAG, resumed)
 
 
+def _use_xla(model: keras.Model, dist) -> None:
+    """Compile the training step with XLA. On the CPU it fuses each RNN step's small
+    operators (benchmarks/throughput.py); every new batch shape costs a compilation once,
+    which the batches' lengths rounded to multiples of 8 keep to a few."""
+    if dist is not None:
+        log.warning("xla is not used with --distribute: training without it")
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.jit_compile = True
+    if not model.jit_compile:
+        log.warning("xla: %s", " ".join(str(w.message) for w in caught) or
+                    "Keras refused jit_compile for this model")
+
+
 def _atomic(path: Path, write: Callable[[str], object]) -> None:
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
     write(str(tmp))
@@ -231,6 +247,8 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
         dist.prepare_fit(model, train.sample())
     else:
         model.optimizer.build(model.trainable_variables)
+    if spec.xla:
+        _use_xla(model, dist)
     saved, best_weights, history, initial_epoch = None, None, [], 0
     if writes:
         directory.mkdir(parents=True, exist_ok=True)

@@ -387,3 +387,31 @@ def test_a_graph_that_does_not_convert_keeps_the_trained_model(data_dir, tmp_pat
         "config.toml", "curves.png", "logs", "metrics.json", "model.keras", "preprocessor.json"]
     predictor = sentiment.Predictor(str(out))
     assert predictor.backend == "keras" and predictor.predict(["a lovely film"])[0]["label"]
+
+
+def test_xla_compiles_the_training_step_and_learns_the_same(data_dir, tmp_path, monkeypatch):
+    """xla = true: the step that fit runs is an XLA-compiled function, and the run ends
+    where the one without it ends, up to rounding (XLA fuses the same operations)."""
+    import keras
+
+    from seqkit import training
+
+    compiled = []
+    fit = keras.Model.fit
+
+    def watch(model, *args, **kwargs):
+        compiled.append(model.jit_compile)
+        return fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", watch)
+    runs = {}
+    for xla in (False, True):
+        out = tmp_path / f"xla-{xla}"
+        result = train_sentiment(str(data_dir / "train.csv"), str(out),
+                                 small_config(xla=xla, epochs=2))
+        runs[xla] = ([h["loss"] for h in result["training"]["history"]], final_weights(out))
+    assert compiled == [False, True]
+    np.testing.assert_allclose(runs[True][0], runs[False][0], rtol=1e-3)
+    for xla_weight, plain_weight in zip(runs[True][1], runs[False][1]):
+        np.testing.assert_allclose(xla_weight, plain_weight, rtol=1e-3, atol=1e-4)
+    assert training.TrainSpec.from_config(small_config(xla=True)).xla is True
