@@ -19,6 +19,9 @@ each weight's gradient clipped to 1.0 as Keras's clipnorm does, sequences packed
 (so padding is skipped as Keras's masks skip it). Tokens/s is the tokens of an epoch over
 the median epoch time, the first epoch of each round left out (tracing, warm-up); rounds
 alternate the order a, b, c and c, b, a so that a noisy minute hits all three alike.
+A fourth loop, seqkit's with `xla = true` (the training step compiled by XLA), runs
+beside them; the table also gives how much longer than a steady epoch the first epoch took
+(tracing, and XLA compiling each batch shape once).
 """
 
 from __future__ import annotations
@@ -109,18 +112,24 @@ def ner_row(examples: int, tmp: Path) -> Row:
 
 
 # The three loops; each returns its epochs' seconds -------------------------------------------
-def run_seqkit(row: Row, state: dict, epochs: int) -> list[float]:
+def run_seqkit(row: Row, state: dict, epochs: int, xla: bool = False) -> list[float]:
     import dataclasses
 
     from seqkit import training
 
-    if "seqkit" not in state:
-        state["seqkit"] = row.plan()
-    plan = state["seqkit"]
-    spec = training.TrainSpec.from_config(dataclasses.replace(row.config, epochs=epochs))
-    _, summary = training.fit(plan.model, plan.train, None, spec, row.tmp / "seqkit",
+    name = "xla" if xla else "seqkit"
+    if name not in state:
+        state[name] = row.plan()
+    plan = state[name]
+    spec = training.TrainSpec.from_config(dataclasses.replace(row.config, epochs=epochs,
+                                                              xla=xla))
+    _, summary = training.fit(plan.model, plan.train, None, spec, row.tmp / name,
                               monitor="loss", mode="min")
     return [h["seconds"] for h in summary["history"]]
+
+
+def run_xla(row: Row, state: dict, epochs: int) -> list[float]:
+    return run_seqkit(row, state, epochs, xla=True)
 
 
 def run_keras(row: Row, state: dict, epochs: int) -> list[float]:
@@ -335,7 +344,7 @@ def main() -> None:
 
     import torch
 
-    loops = {"seqkit": run_seqkit, "keras": run_keras, "torch": run_torch}
+    loops = {"seqkit": run_seqkit, "xla": run_xla, "keras": run_keras, "torch": run_torch}
     results = []
     with tempfile.TemporaryDirectory(prefix="seqkit-throughput-") as tmp:
         tmp = Path(tmp)
@@ -352,24 +361,28 @@ def main() -> None:
             state: dict = {}
             tokens = tokens_per_epoch(row, state)
             steady = {name: [] for name in loops}
+            first = {}  # the first round's first epoch: tracing, and XLA's compilations
             for round_ in range(args.rounds):
                 order = list(loops) if round_ % 2 == 0 else list(reversed(loops))
                 for name in order:
                     seconds = loops[name](row, state, args.epochs)
                     steady[name] += seconds[1:]
+                    first.setdefault(name, seconds[0])
             speed = {name: tokens / statistics.median(s) for name, s in steady.items()}
-            results.append((row.name, speed))
-            print(f"{row.name:<12} seqkit {speed['seqkit']:>9,.0f}  keras {speed['keras']:>9,.0f}"
-                  f"  torch {speed['torch']:>9,.0f} tokens/s", file=sys.stderr, flush=True)
+            warm_up = {name: first[name] - statistics.median(steady[name]) for name in loops}
+            results.append((row.name, speed, warm_up))
+            print(f"{row.name:<12} " + "  ".join(f"{name} {speed[name]:,.0f}" for name in loops)
+                  + " tokens/s", file=sys.stderr, flush=True)
     print(f"\ntraining tokens/s, median of {args.rounds} rounds x {args.epochs - 1} timed "
           f"epochs; {os.cpu_count()} CPU cores, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads)")
-    print(f"{'row':<12} {'seqkit':>9} {'keras':>9} {'torch':>9} {'seqkit/keras':>13} "
-          f"{'seqkit/torch':>13}")
-    for name, speed in results:
-        print(f"{name:<12} {speed['seqkit']:>9,.0f} {speed['keras']:>9,.0f} "
-              f"{speed['torch']:>9,.0f} {speed['seqkit'] / speed['keras']:>13.2f} "
-              f"{speed['seqkit'] / speed['torch']:>13.2f}")
+          f"({torch.get_num_threads()} threads); xla: seqkit's loop with xla = true")
+    print(f"{'row':<12} {'seqkit':>8} {'xla':>8} {'keras':>8} {'torch':>8} {'seqkit/keras':>13}"
+          f" {'seqkit/torch':>13} {'xla/torch':>10} {'first epoch +s seqkit, xla':>27}")
+    for name, speed, warm_up in results:
+        print(f"{name:<12} {speed['seqkit']:>8,.0f} {speed['xla']:>8,.0f} {speed['keras']:>8,.0f} "
+              f"{speed['torch']:>8,.0f} {speed['seqkit'] / speed['keras']:>13.2f} "
+              f"{speed['seqkit'] / speed['torch']:>13.2f} {speed['xla'] / speed['torch']:>10.2f}"
+              f" {warm_up['seqkit']:>18.1f} {warm_up['xla']:>8.1f}")
 
 
 if __name__ == "__main__":
