@@ -1,0 +1,108 @@
+"""Where a training step's time goes (issue 20): one sentiment row of benchmarks/throughput.py
+(embedding -> LSTM/GRU, one direction or both -> masked max -> softmax), the same batches
+timed as
+
+    fit        Keras's own train step (train_on_batch), as seqkit's loop runs it
+    raw        a bare tf.function: forward, gradients, Adam; no Keras step machinery
+    forward    the forward pass alone (training mode)
+    rnn        the recurrent layer alone, forward and gradients, on the batch's embeddings
+    rnn/nomask the same without the padding mask
+    raw+xla    the bare step compiled by XLA
+    fit+xla    Keras's step with jit_compile (what `--set xla=true` runs)
+
+    python benchmarks/step_profile.py [--row gru] [--batch 32] [--examples 2048] [--rounds 3]
+
+Milliseconds per batch, the median of --rounds passes over the same batches after a
+warm-up pass (tracing, XLA's compilations); the passes alternate the order of the variants.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.throughput import sentiment_row  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--row", default="gru", choices=["lstm", "gru", "bilstm"])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--examples", type=int, default=2048)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    from seqkit.runtime import load_tensorflow
+
+    load_tensorflow()
+    import keras
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        row = sentiment_row(args.row, args.batch, args.examples, Path(tmp))
+        plan = row.plan()
+        batches = row.epoch_batches(plan.train, 0)
+    model = plan.model
+    rnn = next(layer for layer in model.layers
+               if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional)))
+    embedding = model.get_layer("embedding")
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    optimizer = keras.optimizers.Adam(1e-3)
+    optimizer.build(model.trainable_variables)
+
+    def raw_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        return loss
+
+    def rnn_step(h, mask):
+        with tf.GradientTape() as tape:
+            out = rnn(h, mask=mask, training=True)
+        return tape.gradient(out, rnn.trainable_variables)
+
+    raw = tf.function(raw_step, reduce_retracing=True)
+    xla = tf.function(raw_step, jit_compile=True, reduce_retracing=True)
+    forward = tf.function(lambda x: model(x, training=True), reduce_retracing=True)
+    rnn_fn = tf.function(rnn_step, reduce_retracing=True)
+    fit_xla = keras.models.clone_model(model)
+    fit_xla.compile(optimizer=keras.optimizers.Adam(1e-3), loss=model.loss, jit_compile=True)
+    inputs = [(x, y) for x, y, *_ in batches]
+    tokens = [x["tokens"] if isinstance(x, dict) else x for x, _ in inputs]
+    embedded = [(embedding(t), tf.not_equal(t, 0)) for t in tokens]
+    variants = {
+        "fit": lambda i: model.train_on_batch(*batches[i][:2]),
+        "raw": lambda i: raw(*inputs[i]),
+        "forward": lambda i: forward(inputs[i][0]),
+        "rnn": lambda i: rnn_fn(*embedded[i]),
+        "rnn/nomask": lambda i: rnn_fn(embedded[i][0], None),
+        "raw+xla": lambda i: xla(*inputs[i]),
+        "fit+xla": lambda i: fit_xla.train_on_batch(*batches[i][:2]),
+    }
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for round_ in range(args.rounds + 1):
+        order = list(variants) if round_ % 2 == 0 else list(reversed(variants))
+        for name in order:
+            start = time.perf_counter()
+            for i in range(len(batches)):
+                out = variants[name](i)
+            tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, out)
+            if round_:  # the first pass traces and compiles
+                times[name].append((time.perf_counter() - start) / len(batches) * 1000)
+    size = sum(int((t != 0).sum()) for t in tokens) / len(tokens)
+    fit_ms = statistics.median(times["fit"])
+    print(f"{row.name}: {len(batches)} batches of {size:.0f} tokens on average; "
+          f"ms per batch, median of {args.rounds} passes")
+    for name, values in times.items():
+        ms = statistics.median(values)
+        print(f"  {name:<11} {ms:8.2f} ms  {ms / fit_ms:6.2f} x fit")
+
+
+if __name__ == "__main__":
+    main()
