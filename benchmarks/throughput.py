@@ -4,13 +4,14 @@ model and the same batches (issue 20).
     pip install -c requirements.lock -e ".[bench]"      # torch, CPU build
     python benchmarks/throughput.py [--rows lstm,gru,bilstm,ner,lm] [--batches 8,32,64,256]
                                     [--examples 4096] [--epochs 4] [--rounds 2]
+                                    [--lm-words 200000]
 
 Rows (each at every --batches size; ner and lm at their recipes' batch sizes):
 - lstm, gru, bilstm: the sentiment recipe reduced to embedding(128) -> LSTM/GRU(128), one
   direction or both -> masked max over time -> softmax, no dropout, on the first
   --examples lines of SST-2 (glue/train.tsv), tokenised and bucketed by seqkit;
 - lm: the language-model recipe (2x200 LSTM, embeddings tied, dropout 0.2, windows of 35)
-  on the first 200,000 words of PTB (ptb.train.txt).
+  on the first --lm-words words of PTB (ptb.train.txt).
 For each row, seqkit's Batches (or Windows) give each epoch's batches; the same arrays in
 the same order go to (a) `seqkit.training.fit` as `train` runs it (its callbacks,
 checkpoints and TensorBoard scalars included), (b) a plain Keras `model.fit` over a
@@ -336,6 +337,8 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=4096)
     parser.add_argument("--epochs", type=int, default=4, help="per round, the first not timed")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--lm-words", type=int, default=200_000,
+                        help="PTB words the lm row trains on")
     args = parser.parse_args()
     from seqkit.runtime import load_tensorflow
 
@@ -351,7 +354,7 @@ def main() -> None:
         rows = []
         for name in args.rows.split(","):
             if name == "lm":
-                rows.append(lm_row(tmp))
+                rows.append(lm_row(tmp, args.lm_words))
             elif name == "ner":
                 rows.append(ner_row(args.examples, tmp))
             else:
