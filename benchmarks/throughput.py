@@ -10,6 +10,10 @@ Rows (each at every --batches size; ner and lm at their recipes' batch sizes):
 - lstm, gru, bilstm: the sentiment recipe reduced to embedding(128) -> LSTM/GRU(128), one
   direction or both -> masked max over time -> softmax, no dropout, on the first
   --examples lines of SST-2 (glue/train.tsv), tokenised and bucketed by seqkit;
+- ner: the ner recipe (tasks/ner.toml: word embeddings, word shapes and a character CNN ->
+  BiLSTM(128) -> CRF, dropout 0.5, batch 8) on the first --examples sentences of
+  CoNLL-2003 (derived_iob2/train.txt); PyTorch's CRF is the usual forward algorithm, a
+  Python loop over the batch's time steps, and gives seqkit's CRF loss (checked);
 - lm: the language-model recipe (2x200 LSTM, embeddings tied, dropout 0.2, windows of 35)
   on the first --lm-words words of PTB (ptb.train.txt).
 For each row, seqkit's Batches (or Windows) give each epoch's batches; the same arrays in
