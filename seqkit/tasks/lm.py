@@ -43,8 +43,8 @@ log = logging.getLogger("seqkit")
 # the word recipe's.
 WORD = {"units": 200, "embedding_dim": 200, "dropout": 0.2, "batch_size": 32,
         "sequence_length": 35, "lr_decay": 0.6, "lr_decay_after": 4, "patience": 2}
-CHAR = {"units": 256, "embedding_dim": 256, "dropout": 0.2, "batch_size": 32,
-        "sequence_length": 100, "lr_decay": 0.5, "lr_decay_after": 0, "patience": 3}
+CHAR = {"units": 256, "embedding_dim": 200, "dropout": 0.1, "batch_size": 32,
+        "sequence_length": 50, "lr_decay": 0.8, "lr_decay_after": 4, "patience": 3}
 
 
 @dataclass
