@@ -166,7 +166,8 @@ def resolve(
     # what settle needs: which keys the recipe and which the command line set
     config.__dict__[_LAYERS] = (
         frozenset(layers[0][1]) if recipe is not None else frozenset(),
-        frozenset(k for source, layer in layers[recipe is not None:] for k in layer), tables)
+        frozenset(k for source, layer in layers[recipe is not None:] for k in layer), tables,
+        f"{recipe} [{{}}]")
     return config
 
 
@@ -178,7 +179,7 @@ def settle(config, variant: str, **fixed):
     each key that neither the recipe nor the command line set takes the variant's value,
     and the recipe's `[variant]` table overrides the recipe's other keys. `fixed` is set
     as given. A config built in code rather than by `resolve` keeps its values."""
-    recipe_keys, given, tables = config.__dict__.get(_LAYERS, (None, None, {}))
+    recipe_keys, given, tables, where = config.__dict__.get(_LAYERS, (None, None, {}, ""))
     values = dataclasses.asdict(config)
     if given is not None:
         for key, value in getattr(type(config), "VARIANTS", {}).get(variant, {}).items():
@@ -189,7 +190,12 @@ def settle(config, variant: str, **fixed):
                 values[key] = value
     values.update(fixed)
     settled = type(config)(**values)
-    settled.validate()
+    try:
+        settled.validate()
+    except ConfigError as exc:  # a value of the recipe's table, checked only now
+        if exc.path is None and variant in tables:
+            exc.path = where.format(variant)
+        raise
     return settled
 
 

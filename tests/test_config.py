@@ -151,5 +151,5 @@ def test_a_variant_table_is_checked_like_the_top_level(tmp_path):
         configlib.resolve(lm.Config, recipe)
     recipe.write_text("[char]\nunits = 0\n")  # checked once the level is known
     config = configlib.resolve(lm.Config, recipe)
-    with pytest.raises(ConfigError, match="units must be >= 1"):
+    with pytest.raises(ConfigError, match=r"r.toml \[char\]: units must be >= 1"):
         configlib.settle(config, "char")
