@@ -25,7 +25,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Mapping
+from typing import Any, ClassVar, Iterable, Mapping, NamedTuple
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -163,15 +163,23 @@ def resolve(
     validate = getattr(config, "validate", None)
     if validate is not None:
         validate()
-    # what settle needs: which keys the recipe and which the command line set
-    config.__dict__[_LAYERS] = (
+    config.__dict__[_GIVEN] = _Given(
+        str(recipe) if recipe is not None else None,
         frozenset(layers[0][1]) if recipe is not None else frozenset(),
-        frozenset(k for source, layer in layers[recipe is not None:] for k in layer), tables,
-        f"{recipe} [{{}}]")
+        frozenset(k for source, layer in layers[recipe is not None:] for k in layer), tables)
     return config
 
 
-_LAYERS = "_layers"
+class _Given(NamedTuple):
+    """What settle needs of a resolved config: which keys the recipe set, which the command
+    line set, and the recipe's variant tables."""
+    recipe: str | None
+    recipe_keys: frozenset
+    command_line_keys: frozenset
+    tables: dict
+
+
+_GIVEN = "_given"
 
 
 def settle(config, variant: str, **fixed):
@@ -179,22 +187,23 @@ def settle(config, variant: str, **fixed):
     each key that neither the recipe nor the command line set takes the variant's value,
     and the recipe's `[variant]` table overrides the recipe's other keys. `fixed` is set
     as given. A config built in code rather than by `resolve` keeps its values."""
-    recipe_keys, given, tables, where = config.__dict__.get(_LAYERS, (None, None, {}, ""))
+    given = config.__dict__.get(_GIVEN)
     values = dataclasses.asdict(config)
     if given is not None:
+        set_keys = given.recipe_keys | given.command_line_keys
         for key, value in getattr(type(config), "VARIANTS", {}).get(variant, {}).items():
-            if key not in recipe_keys and key not in given:
+            if key not in set_keys:
                 values[key] = value
-        for key, value in tables.get(variant, {}).items():
-            if key not in given:
+        for key, value in given.tables.get(variant, {}).items():
+            if key not in given.command_line_keys:
                 values[key] = value
     values.update(fixed)
     settled = type(config)(**values)
     try:
         settled.validate()
     except ConfigError as exc:  # a value of the recipe's table, checked only now
-        if exc.path is None and variant in tables:
-            exc.path = where.format(variant)
+        if exc.path is None and given is not None and variant in given.tables:
+            exc.path = f"{given.recipe} [{variant}]"
         raise
     return settled
 
