@@ -44,7 +44,8 @@ class BackboneSpec(Stack, Recurrent):
 
 
 def rnn_layer(spec: BackboneSpec, *, units: int | None = None, return_sequences: bool,
-              return_state: bool = False, name: str) -> keras.layers.Layer:
+              return_state: bool = False, stateful: bool = False,
+              name: str) -> keras.layers.Layer:
     # Keras's unit_forget_bias starts an LSTM's forget gates at bias 1 (sigma(1) = 0.73 per
     # step); another forget_bias starts them elsewhere (5: 0.993, memory over hundreds of steps)
     gates = ({"unit_forget_bias": False, "bias_initializer": ForgetBias(spec.forget_bias)}
@@ -54,6 +55,7 @@ def rnn_layer(spec: BackboneSpec, *, units: int | None = None, return_sequences:
         return_sequences=return_sequences,
         return_state=return_state,
         recurrent_dropout=spec.recurrent_dropout,
+        stateful=stateful,
         name=name,
         **gates,
     )
@@ -77,8 +79,12 @@ class ForgetBias(keras.initializers.Initializer):
 
 
 def apply_backbone(x, spec: BackboneSpec, *, return_sequences: bool,
-                   return_state: bool = False, name: str = "backbone"):
+                   return_state: bool = False, stateful: bool = False,
+                   name: str = "backbone"):
     """Run `x` (batch, time, dim) through the stack.
+
+    `stateful`: each layer starts a batch from the states the previous batch ended with
+    (Keras's stateful RNNs: `x` needs a fixed batch size; reset_states() zeroes them).
 
     Returns (outputs, states): outputs is (batch, time, out_units) with return_sequences,
     else the final output (batch, out_units). states lists the last layer's final states
@@ -90,7 +96,8 @@ def apply_backbone(x, spec: BackboneSpec, *, return_sequences: bool,
         last = i == spec.layers - 1
         layer = rnn_layer(
             spec, return_sequences=return_sequences or not last,
-            return_state=return_state and last, name=f"{name}_{spec.cell}_{i}",
+            return_state=return_state and last, stateful=stateful,
+            name=f"{name}_{spec.cell}_{i}",
         )
         if spec.bidirectional:
             layer = keras.layers.Bidirectional(layer, name=f"{name}_bidirectional_{i}")

@@ -176,40 +176,59 @@ class Windows:
     With shuffle, an epoch covers at least `min_tokens` tokens: a shorter stream is gone
     through several times, each pass at its own offset, so that a schedule counted in
     epochs gives a small text as many steps as a large one.
+
+    `contiguous` (training that carries the RNN states from batch to batch): the stream is
+    cut into `batch_size` equal rows, and batch i holds window i of each row, so each row
+    of a batch continues the same row of the batch before; a pass starts at a random offset
+    (with shuffle) and visits the windows in order. Every batch has the same rows; a row
+    shorter than `length` shortens the windows.
     """
 
     def __init__(self, stream: Sequence[int], length: int, batch_size: int,
-                 shuffle: bool = True, seed: int = 0, min_tokens: int = 0):
+                 shuffle: bool = True, seed: int = 0, min_tokens: int = 0,
+                 contiguous: bool = False):
         self.stream = np.asarray(stream, dtype=np.int32)
         span = len(self.stream) - 1  # tokens that can be predicted
         if span < 1:
             raise ValueError("a token stream needs at least two tokens")
-        self.length = min(length, span)
-        self.shifting = shuffle and span >= 2 * self.length
+        self.contiguous = contiguous
+        self.rows = min(batch_size, span) if contiguous else 1
+        self.length = min(length, span // self.rows)
+        row_span = self.row_span = span // self.rows  # the whole stream if not contiguous
+        self.shifting = shuffle and row_span >= 2 * self.length
         # with a moving offset the last window must still fit when the offset is length - 1
-        self.count = (span - self.length + 1) // self.length if self.shifting else \
-            span // self.length
-        self.passes = max(1, math.ceil(min_tokens / (self.count * self.length))) \
+        self.count = (row_span - self.length + 1) // self.length if self.shifting else \
+            row_span // self.length  # windows per row
+        self.passes = max(1, math.ceil(min_tokens / (self.count * self.length * self.rows))) \
             if shuffle else 1
-        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.batch_size = self.rows if contiguous else batch_size
+        self.shuffle, self.seed = shuffle, seed
         self.epoch = 0
 
     def __len__(self) -> int:
+        if self.contiguous:
+            return self.count * self.passes
         return math.ceil(self.count * self.passes / self.batch_size)
 
     @property
     def tokens(self) -> int:
-        return self.count * self.length * self.passes
+        return self.count * self.length * self.rows * self.passes
 
     def batch_starts(self, epoch: int) -> list[np.ndarray]:
         rng = np.random.default_rng([self.seed, epoch])
         passes = []
         for _ in range(self.passes):
             offset = int(rng.integers(self.length)) if self.shifting else 0
+            if self.contiguous:
+                rows = offset + self.row_span * np.arange(self.rows)
+                passes += [rows + self.length * i for i in range(self.count)]
+                continue
             starts = offset + self.length * np.arange(self.count)
             if self.shuffle:
                 starts = starts[rng.permutation(self.count)]
             passes.append(starts)
+        if self.contiguous:
+            return passes
         starts = np.concatenate(passes)
         return [starts[i:i + self.batch_size] for i in range(0, len(starts), self.batch_size)]
 

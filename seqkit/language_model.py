@@ -18,23 +18,48 @@ if TYPE_CHECKING:
     from seqkit.tasks.lm import Config, Preprocessor
 
 
-def build_model(config: Config, pre: Preprocessor) -> keras.Model:
-    """tokens (batch, time) -> next-token logits (batch, time, vocab)."""
+def build_model(config: Config, pre: Preprocessor, rows: int | None = None) -> keras.Model:
+    """tokens (batch, time) -> next-token logits (batch, time, vocab). With `rows`, the
+    model for stateful training: batches of `rows` rows, recurrent layers that start each
+    batch from the states the last one ended with (the same weights as without)."""
     import keras
 
     from seqkit.backbones import BackboneSpec, apply_backbone
 
     vocab = len(pre.vocab)
-    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    tokens = keras.Input(shape=(None,), batch_size=rows, dtype="int32", name="tokens")
     # ReversibleEmbedding is a plain Embedding when not tied (its reverse call is unused)
     embedding = keras.layers.ReversibleEmbedding(vocab, config.embedding_dim,
                                                  name="embedding")
     x = embedding(tokens)  # (batch, time, dim)
     if config.dropout > 0:
         x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
-    x, _ = apply_backbone(x, BackboneSpec.from_config(config), return_sequences=True)
+    x, _ = apply_backbone(x, BackboneSpec.from_config(config), return_sequences=True,
+                          stateful=rows is not None)
     logits = _head(x, config, vocab, embedding=embedding)  # (batch, time, vocab)
     return keras.Model(tokens, logits, name="lm")
+
+
+def reset_states(model: keras.Model) -> keras.callbacks.Callback:
+    """The callback that zeroes a stateful model's states where a pass over a text starts:
+    each epoch, and each validation."""
+    import keras
+
+    layers = [layer for layer in model.layers if getattr(layer, "stateful", False)]
+
+    def reset(*_):
+        for layer in layers:
+            layer.reset_states()
+
+    return keras.callbacks.LambdaCallback(on_epoch_begin=reset, on_test_begin=reset)
+
+
+def without_states(model: keras.Model, config: Config, pre: Preprocessor) -> keras.Model:
+    """The stateful training model's weights in the model every other command loads (any
+    batch size, each call from zero states)."""
+    plain = build_model(config, pre)
+    plain.set_weights(model.get_weights())
+    return plain
 
 
 def _head(x, config: Config, vocab: int, embedding=None, model=None):
@@ -76,7 +101,7 @@ def build_step_model(model: keras.Model, config: Config) -> keras.Model:
         states = [keras.Input(shape=(spec.units,), name=f"state_{i}_{k}")
                   for k in range(spec.state_count)]
         layer = type(trained).from_config({**trained.get_config(), "return_state": True,
-                                           "return_sequences": True,
+                                           "return_sequences": True, "stateful": False,
                                            "name": f"step_{trained.name}"})
         x, *new_states = layer(x, initial_state=states)  # (batch, time, units)
         layer.set_weights(trained.get_weights())

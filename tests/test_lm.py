@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import one_error_line, run_without_tensorflow
+from conftest import interrupt_after_epoch, one_error_line, run_without_tensorflow
 
 ZH_HALVES = ["春风吹柳岸", "明月照高楼", "细雨落青苔", "白云绕远山", "江水过小桥", "归雁入寒窗"]
 EN_WORDS = ["the quiet cat sleeps by the river", "a busy baker works at the market",
@@ -149,6 +149,40 @@ def test_a_short_stream_is_read_several_times_per_epoch():
     assert Windows(np.arange(103), 10, 4, shuffle=False, min_tokens=250).passes == 1
 
 
+def test_contiguous_windows_continue_each_row_from_batch_to_batch():
+    """Stateful training: row r of each batch starts where row r of the batch before ended,
+    every batch has the same rows, and each pass starts at a new offset."""
+    from seqkit.batching import Windows
+
+    w = Windows(np.arange(1001), length=10, batch_size=4, shuffle=True, seed=0,
+                contiguous=True)
+    assert (w.rows, w.row_span, w.count) == (4, 250, 24) and len(w) == 24
+    assert w.tokens == 24 * 10 * 4
+    firsts = set()
+    for epoch in range(4):
+        batches = [w.make_batch(s) for s in w.batch_starts(epoch)]
+        assert len(batches) == len(w) and all(x.shape == (4, 10) for x, _ in batches)
+        for (x0, _), (x1, _) in zip(batches, batches[1:]):
+            assert (x1[:, 0] == x0[:, -1] + 1).all()  # each row goes on
+        for x, y in batches:
+            assert (y == x + 1).all()
+            assert (x // 250 == np.arange(4)[:, None]).all()  # a row stays in its quarter
+        firsts.add(int(batches[0][0][0, 0]))
+    assert len(firsts) > 1
+    # validation: in order from the start; a stream short of rows x length shortens windows
+    valid = Windows(np.arange(101), length=10, batch_size=4, shuffle=False, contiguous=True)
+    assert [s.tolist() for s in valid.batch_starts(0)][:2] == [[0, 25, 50, 75],
+                                                                [10, 35, 60, 85]]
+    short = Windows(np.arange(13), length=10, batch_size=4, shuffle=False, contiguous=True)
+    (x, y), = [short.make_batch(s) for s in short.batch_starts(0)]
+    assert x.tolist() == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]]
+    # a short training text read several times: still whole rows every batch (rows of 25
+    # tokens hold one window of 10 at any offset up to 9: 40 tokens a pass)
+    again = Windows(np.arange(101), 10, 4, seed=0, min_tokens=500, contiguous=True)
+    assert again.passes == 13 and len(again) == 13
+    assert all(len(s) == 4 for s in again.batch_starts(0))
+
+
 def test_validation_windows_run_in_order_and_tiny_streams_make_one_window():
     from seqkit.batching import Windows
 
@@ -191,6 +225,84 @@ def test_step_model_gives_the_full_models_distribution(cell, tie):
     _, states = stepper(ids[:, :3], stepper.zero_states(1))
     rest, _ = stepper(ids[:, 3:], states)
     np.testing.assert_allclose(rest[0], expected[3:], atol=2e-5)
+
+
+def test_stateful_model_carries_its_states_until_reset_and_finishes_stateless():
+    """With `rows`, each call starts from the states the last one ended with: two halves of
+    a sequence give the whole sequence's outputs; the reset callback starts from zero; the
+    finished model (without_states) has the same weights and no state."""
+    from seqkit import language_model
+    from seqkit.tasks import lm
+    from seqkit.training import set_seed
+
+    set_seed(0)
+    pre, config = tiny_pre(), tiny_config(stateful=True)
+    model = lm.build_model(config, pre, rows=2)
+    ids = np.array([[2, 3, 5, 4, 7, 6, 3, 2], [8, 4, 4, 3, 2, 6, 5, 7]], dtype=np.int32)
+    plain = language_model.without_states(model, config, pre)
+    assert not any(getattr(layer, "stateful", False) for layer in plain.layers)
+    whole = plain.predict_on_batch(ids)
+    first, second = model.predict_on_batch(ids[:, :4]), model.predict_on_batch(ids[:, 4:])
+    np.testing.assert_allclose(np.concatenate([first, second], axis=1), whole, atol=1e-5)
+    callback = language_model.reset_states(model)
+    callback.on_epoch_begin(0)
+    np.testing.assert_allclose(model.predict_on_batch(ids[:, 4:]), plain.predict_on_batch(
+        ids[:, 4:]), atol=1e-5)
+    model.predict_on_batch(ids[:, :4])
+    callback.on_test_begin()
+    np.testing.assert_allclose(model.predict_on_batch(ids[:, :4]), first, atol=1e-5)
+
+
+def test_stateful_training_end_to_end(tmp_path, cli, capsys):
+    """`stateful = true` trains on contiguous rows and saves the usual stateless model;
+    under a tf.distribute strategy it trains from zero states, with a warning."""
+    import tensorflow as tf
+
+    from seqkit import artifacts
+    from seqkit.tasks import lm
+
+    text = tmp_path / "t.txt"
+    text.write_text("\n".join(EN_WORDS * 30) + "\n", encoding="utf-8")
+    result = cli("lm", "train", str(text), "-o", str(tmp_path / "m"), "--units", "8",
+                 "--set", "embedding_dim=6", "--epochs", "1", "--sequence-length", "8",
+                 "--batch-size", "4", "--set", "min_epoch_tokens=0", "--set", "stateful=true")
+    assert result.code == 0, result.err
+    loaded = artifacts.load(tmp_path / "m", "lm", lm.Config, backend="keras")
+    assert loaded.config.stateful
+    assert not any(getattr(layer, "stateful", False) for layer in loaded.model.layers)
+    result = cli("lm", "evaluate", str(tmp_path / "m"), str(text), "--json")
+    assert result.code == 0 and json.loads(result.out)["perplexity"] > 1
+    capsys.readouterr()
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        assert lm._stateful_rows(tiny_config(stateful=True), list(range(100)),
+                                 list(range(20))) is None
+    assert "stateful is not used with --distribute" in capsys.readouterr().err
+    rows = lm._stateful_rows(tiny_config(stateful=True, batch_size=8), list(range(100)),
+                             list(range(5)))
+    assert rows == 4  # the validation text's 4 predictable tokens bound the rows
+
+
+def test_a_killed_stateful_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    """Each epoch starts from zero states, so a run resumed after epoch 1 ends as the
+    uninterrupted run does, bit for bit (dropout on: random masks every step)."""
+    from seqkit import artifacts, lifecycle
+    from seqkit.tasks import lm
+
+    text = tmp_path / "t.txt"
+    text.write_text("\n".join(EN_WORDS * 12) + "\n", encoding="utf-8")
+    config = tiny_config(stateful=True, epochs=3, dropout=0.2, batch_size=4,
+                         min_epoch_tokens=0, level="word")
+    source = lm.Source(str(text))
+    lifecycle.train(lm, source, tmp_path / "straight", config, tensorboard=False)
+    undo = interrupt_after_epoch(monkeypatch, 0)
+    with pytest.raises(KeyboardInterrupt):
+        lifecycle.train(lm, source, tmp_path / "resumed", config, tensorboard=False)
+    undo()
+    lifecycle.train(lm, source, tmp_path / "resumed", config, resume=True, tensorboard=False)
+    weights = [artifacts.load(tmp_path / name, "lm", lm.Config, backend="keras").model
+               .get_weights() for name in ("straight", "resumed")]
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_perplexity_is_exp_of_the_mean_loss_by_hand():

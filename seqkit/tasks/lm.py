@@ -24,7 +24,7 @@ import numpy as np
 
 from seqkit import artifacts, choices, config as configlib, decoding, io, text
 from seqkit.errors import ConfigError, DataError
-from seqkit.language_model import Stepper, build_model
+from seqkit.language_model import Stepper, build_model, reset_states, without_states
 from seqkit.language_model import export  # noqa: F401  (the contract's ONNX export)
 
 if TYPE_CHECKING:
@@ -72,6 +72,7 @@ class Config(configlib.Recipe):
     valid_fraction: float = 0.05
     embedding_dim: int = WORD["embedding_dim"]
     tie_embeddings: bool = True
+    stateful: bool = False
 
     def validate(self) -> None:
         configlib.check_choice("level", self.level, choices.LEVELS)
@@ -255,14 +256,35 @@ def prepare(config: Config, pre: Preprocessor, train: Corpus, valid: Corpus,
     log.info("level %s, vocabulary %s, %s training and %s validation tokens "
              "(%.1f%% unknown)", pre.level, f"{len(pre.vocab):,}", f"{len(train_ids):,}",
              f"{len(valid_ids):,}", 100 * unknown)
-    train_windows = Windows(train_ids, config.sequence_length, config.batch_size,
-                            shuffle=True, seed=config.seed, min_tokens=config.min_epoch_tokens)
-    valid_windows = Windows(valid_ids, config.sequence_length, config.batch_size,
-                            shuffle=False)
-    model = build_model(config, pre)
+    rows = _stateful_rows(config, train_ids, valid_ids)
+    batch_size = rows or config.batch_size
+    train_windows = Windows(train_ids, config.sequence_length, batch_size, shuffle=True,
+                            seed=config.seed, min_tokens=config.min_epoch_tokens,
+                            contiguous=bool(rows))
+    valid_windows = Windows(valid_ids, config.sequence_length, batch_size, shuffle=False,
+                            contiguous=bool(rows))
+    model = build_model(config, pre, rows)
     model.compile(optimizer=make_optimizer(TrainSpec.from_config(config)),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return Plan(model, train_windows, valid_windows, monitor="val_loss", mode="min")
+    if not rows:
+        return Plan(model, train_windows, valid_windows, monitor="val_loss", mode="min")
+    return Plan(model, train_windows, valid_windows, monitor="val_loss", mode="min",
+                callbacks=[reset_states(model)],
+                finish=lambda fitted: without_states(fitted, config, pre))
+
+
+def _stateful_rows(config: Config, train_ids: list, valid_ids: list) -> int | None:
+    """The batch rows of stateful training (None: stateless): the batch size, fewer when the
+    training text has fewer windows or the validation text fewer tokens."""
+    import tensorflow as tf
+
+    if not config.stateful:
+        return None
+    if tf.distribute.has_strategy():
+        log.warning("stateful is not used with --distribute: training from zero states")
+        return None
+    return max(1, min(config.batch_size, (len(train_ids) - 1) // config.sequence_length,
+                      len(valid_ids) - 1))
 
 
 # 4. Decode and score -----------------------------------------------------------------------
