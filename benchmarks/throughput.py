@@ -15,7 +15,7 @@ Rows (each at every --batches size; ner and lm at their recipes' batch sizes):
   CoNLL-2003 (derived_iob2/train.txt); PyTorch's CRF is the usual forward algorithm, a
   Python loop over the batch's time steps, and gives seqkit's CRF loss (checked);
 - lm: the word-level language-model recipe (tasks/lm.toml [word]: 2x300 LSTM, embeddings tied,
-  dropout 0.35, windows of 35; the figures in the README before session 11: 2x200, dropout 0.2)
+  dropout 0.35, windows of 35; the README's throughput figures had the earlier 2x200, dropout 0.2)
   on the first --lm-words words of PTB (ptb.train.txt).
 For each row, seqkit's Batches (or Windows) give each epoch's batches; the same arrays in
 the same order go to (a) `seqkit.training.fit` as `train` runs it (its callbacks,
