@@ -245,7 +245,9 @@ class Windows:
     def dataset(self) -> tf.data.Dataset:
         import tensorflow as tf
 
-        spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
+        # stateful training's states have a fixed batch size: so must the batches' shape
+        spec = tf.TensorSpec(shape=(self.rows if self.contiguous else None, None),
+                             dtype=tf.int32)
         return _finish(tf.data.Dataset.from_generator(self._generate,
                                                       output_signature=(spec, spec)), len(self))
 

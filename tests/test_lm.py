@@ -254,8 +254,10 @@ def test_stateful_model_carries_its_states_until_reset_and_finishes_stateless():
 
 
 def test_stateful_training_end_to_end(tmp_path, cli, capsys):
-    """`stateful = true` trains on contiguous rows and saves the usual stateless model;
-    under a tf.distribute strategy it trains from zero states, with a warning."""
+    """`stateful = true` trains on contiguous rows and saves the usual stateless model (one
+    row here: the batches' shape must hold the states' fixed batch size, or a state of
+    shape (1, units) would broadcast to (None, units) in the loop); under a tf.distribute
+    strategy, or on a short text, it trains from zero states, with a warning."""
     import tensorflow as tf
 
     from seqkit import artifacts
@@ -265,7 +267,7 @@ def test_stateful_training_end_to_end(tmp_path, cli, capsys):
     text.write_text("\n".join(EN_WORDS * 30) + "\n", encoding="utf-8")
     result = cli("lm", "train", str(text), "-o", str(tmp_path / "m"), "--units", "8",
                  "--set", "embedding_dim=6", "--epochs", "1", "--sequence-length", "8",
-                 "--batch-size", "4", "--set", "min_epoch_tokens=0", "--set", "stateful=true")
+                 "--batch-size", "1", "--set", "min_epoch_tokens=0", "--set", "stateful=true")
     assert result.code == 0, result.err
     loaded = artifacts.load(tmp_path / "m", "lm", lm.Config, backend="keras")
     assert loaded.config.stateful
@@ -277,9 +279,13 @@ def test_stateful_training_end_to_end(tmp_path, cli, capsys):
         assert lm._stateful_rows(tiny_config(stateful=True), list(range(100)),
                                  list(range(20))) is None
     assert "stateful is not used with --distribute" in capsys.readouterr().err
-    rows = lm._stateful_rows(tiny_config(stateful=True, batch_size=8), list(range(100)),
-                             list(range(5)))
-    assert rows == 4  # the validation text's 4 predictable tokens bound the rows
+    # rows of the batch size, or none: a text shorter than batch_size x sequence_length
+    # (8 x 8 here), or a validation text of batch_size tokens or fewer, trains stateless
+    stateful = tiny_config(stateful=True)
+    assert lm._stateful_rows(stateful, list(range(65)), list(range(9))) == 8
+    for train, valid in ((64, 9), (65, 8)):
+        assert lm._stateful_rows(stateful, list(range(train)), list(range(valid))) is None
+        assert "stateful is not used: it needs more than 64" in capsys.readouterr().err
 
 
 def test_a_killed_stateful_run_resumes_to_the_same_weights(tmp_path, monkeypatch):

@@ -274,17 +274,23 @@ def prepare(config: Config, pre: Preprocessor, train: Corpus, valid: Corpus,
 
 
 def _stateful_rows(config: Config, train_ids: list, valid_ids: list) -> int | None:
-    """The batch rows of stateful training (None: stateless): the batch size, fewer when the
-    training text has fewer windows or the validation text fewer tokens."""
+    """The batch rows of stateful training: the batch size; None (stateless) unless it is
+    asked for and the texts are long enough (a batch of rows from a short text would make
+    an epoch of min_epoch_tokens thousands of tiny steps)."""
     import tensorflow as tf
 
     if not config.stateful:
         return None
+    rows, length = config.batch_size, config.sequence_length
     if tf.distribute.has_strategy():
         log.warning("stateful is not used with --distribute: training from zero states")
         return None
-    return max(1, min(config.batch_size, (len(train_ids) - 1) // config.sequence_length,
-                      len(valid_ids) - 1))
+    if len(train_ids) <= rows * length or len(valid_ids) <= rows:
+        log.warning("stateful is not used: it needs more than %s training tokens (batch_size "
+                    "x sequence_length) and %s validation tokens; training from zero states",
+                    f"{rows * length:,}", f"{rows:,}")
+        return None
+    return rows
 
 
 # 4. Decode and score -----------------------------------------------------------------------
