@@ -4,6 +4,7 @@ generation. Keras is imported when a model is built."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from typing import TYPE_CHECKING
@@ -11,6 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from seqkit import progress
+
+log = logging.getLogger("seqkit")
 
 if TYPE_CHECKING:
     import keras
@@ -38,6 +41,26 @@ def build_model(config: Config, pre: Preprocessor, rows: int | None = None) -> k
                           stateful=rows is not None)
     logits = _head(x, config, vocab, embedding=embedding)  # (batch, time, vocab)
     return keras.Model(tokens, logits, name="lm")
+
+
+def stateful_rows(config: Config, train_ids: list, valid_ids: list) -> int | None:
+    """The batch rows of stateful training: the batch size; None (stateless) unless it is
+    asked for and the texts are long enough (a batch of rows from a short text would make
+    an epoch of min_epoch_tokens thousands of tiny steps)."""
+    import tensorflow as tf
+
+    if not config.stateful:
+        return None
+    rows, length = config.batch_size, config.sequence_length
+    if tf.distribute.has_strategy():
+        log.warning("stateful is not used with --distribute: training from zero states")
+        return None
+    if len(train_ids) <= rows * length or len(valid_ids) <= rows:
+        log.warning("stateful is not used: it needs more than %s training tokens (batch_size "
+                    "x sequence_length) and %s validation tokens; training from zero states",
+                    f"{rows * length:,}", f"{rows:,}")
+        return None
+    return rows
 
 
 def reset_states(model: keras.Model) -> keras.callbacks.Callback:

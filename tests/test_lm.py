@@ -260,7 +260,7 @@ def test_stateful_training_end_to_end(tmp_path, cli, capsys):
     strategy, or on a short text, it trains from zero states, with a warning."""
     import tensorflow as tf
 
-    from seqkit import artifacts
+    from seqkit import artifacts, language_model
     from seqkit.tasks import lm
 
     text = tmp_path / "t.txt"
@@ -276,15 +276,16 @@ def test_stateful_training_end_to_end(tmp_path, cli, capsys):
     assert result.code == 0 and json.loads(result.out)["perplexity"] > 1
     capsys.readouterr()
     with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
-        assert lm._stateful_rows(tiny_config(stateful=True), list(range(100)),
-                                 list(range(20))) is None
+        assert language_model.stateful_rows(tiny_config(stateful=True), list(range(100)),
+                                            list(range(20))) is None
     assert "stateful is not used with --distribute" in capsys.readouterr().err
     # rows of the batch size, or none: a text shorter than batch_size x sequence_length
     # (8 x 8 here), or a validation text of batch_size tokens or fewer, trains stateless
     stateful = tiny_config(stateful=True)
-    assert lm._stateful_rows(stateful, list(range(65)), list(range(9))) == 8
+    assert language_model.stateful_rows(stateful, list(range(65)), list(range(9))) == 8
     for train, valid in ((64, 9), (65, 8)):
-        assert lm._stateful_rows(stateful, list(range(train)), list(range(valid))) is None
+        assert language_model.stateful_rows(stateful, list(range(train)),
+                                            list(range(valid))) is None
         assert "stateful is not used: it needs more than 64" in capsys.readouterr().err
 
 

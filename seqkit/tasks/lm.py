@@ -24,7 +24,8 @@ import numpy as np
 
 from seqkit import artifacts, choices, config as configlib, decoding, io, text
 from seqkit.errors import ConfigError, DataError
-from seqkit.language_model import Stepper, build_model, reset_states, without_states
+from seqkit.language_model import (Stepper, build_model, reset_states, stateful_rows,
+                                   without_states)
 from seqkit.language_model import export  # noqa: F401  (the contract's ONNX export)
 
 if TYPE_CHECKING:
@@ -256,7 +257,7 @@ def prepare(config: Config, pre: Preprocessor, train: Corpus, valid: Corpus,
     log.info("level %s, vocabulary %s, %s training and %s validation tokens "
              "(%.1f%% unknown)", pre.level, f"{len(pre.vocab):,}", f"{len(train_ids):,}",
              f"{len(valid_ids):,}", 100 * unknown)
-    rows = _stateful_rows(config, train_ids, valid_ids)
+    rows = stateful_rows(config, train_ids, valid_ids)
     batch_size = rows or config.batch_size
     train_windows = Windows(train_ids, config.sequence_length, batch_size, shuffle=True,
                             seed=config.seed, min_tokens=config.min_epoch_tokens,
@@ -271,26 +272,6 @@ def prepare(config: Config, pre: Preprocessor, train: Corpus, valid: Corpus,
     return Plan(model, train_windows, valid_windows, monitor="val_loss", mode="min",
                 callbacks=[reset_states(model)],
                 finish=lambda fitted: without_states(fitted, config, pre))
-
-
-def _stateful_rows(config: Config, train_ids: list, valid_ids: list) -> int | None:
-    """The batch rows of stateful training: the batch size; None (stateless) unless it is
-    asked for and the texts are long enough (a batch of rows from a short text would make
-    an epoch of min_epoch_tokens thousands of tiny steps)."""
-    import tensorflow as tf
-
-    if not config.stateful:
-        return None
-    rows, length = config.batch_size, config.sequence_length
-    if tf.distribute.has_strategy():
-        log.warning("stateful is not used with --distribute: training from zero states")
-        return None
-    if len(train_ids) <= rows * length or len(valid_ids) <= rows:
-        log.warning("stateful is not used: it needs more than %s training tokens (batch_size "
-                    "x sequence_length) and %s validation tokens; training from zero states",
-                    f"{rows * length:,}", f"{rows:,}")
-        return None
-    return rows
 
 
 # 4. Decode and score -----------------------------------------------------------------------
