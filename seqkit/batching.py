@@ -216,19 +216,19 @@ class Windows:
 
     def batch_starts(self, epoch: int) -> list[np.ndarray]:
         rng = np.random.default_rng([self.seed, epoch])
-        passes = []
+        passes, batches = [], []  # window starts per pass; contiguous: the batches
         for _ in range(self.passes):
             offset = int(rng.integers(self.length)) if self.shifting else 0
             if self.contiguous:
                 rows = offset + self.row_span * np.arange(self.rows)
-                passes += [rows + self.length * i for i in range(self.count)]
+                batches += [rows + self.length * i for i in range(self.count)]
                 continue
             starts = offset + self.length * np.arange(self.count)
             if self.shuffle:
                 starts = starts[rng.permutation(self.count)]
             passes.append(starts)
         if self.contiguous:
-            return passes
+            return batches
         starts = np.concatenate(passes)
         return [starts[i:i + self.batch_size] for i in range(0, len(starts), self.batch_size)]
 

@@ -267,11 +267,9 @@ def prepare(config: Config, pre: Preprocessor, train: Corpus, valid: Corpus,
     model = build_model(config, pre, rows)
     model.compile(optimizer=make_optimizer(TrainSpec.from_config(config)),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    if not rows:
-        return Plan(model, train_windows, valid_windows, monitor="val_loss", mode="min")
-    return Plan(model, train_windows, valid_windows, monitor="val_loss", mode="min",
-                callbacks=[reset_states(model)],
-                finish=lambda fitted: without_states(fitted, config, pre))
+    stateful = {"callbacks": [reset_states(model)],
+                "finish": lambda fitted: without_states(fitted, config, pre)} if rows else {}
+    return Plan(model, train_windows, valid_windows, monitor="val_loss", mode="min", **stateful)
 
 
 # 4. Decode and score -----------------------------------------------------------------------
