@@ -7,6 +7,8 @@ timed as
     forward    the forward pass alone (training mode)
     rnn        the recurrent layer alone, forward and gradients, on the batch's embeddings
     rnn/nomask the same without the padding mask
+    rnn/block  LSTM rows: the same layer's weights run by TensorFlow's own fused LSTM kernel
+               (tf.raw_ops.BlockLSTM, one op a direction for the whole sequence), no mask
     raw+xla    the bare step compiled by XLA
     fit+xla    Keras's step with jit_compile (what `--set xla=true` runs)
 
@@ -67,10 +69,37 @@ def main() -> None:
             out = rnn(h, mask=mask, training=True)
         return tape.gradient(out, rnn.trainable_variables)
 
+    def block_step(h):
+        # BlockLSTM takes the gates as i, c, f, o (Keras: i, f, c, o) and time-major input
+        def gates(m):
+            i, f, c, o = tf.split(m, 4, axis=-1)
+            return tf.concat([i, c, f, o], axis=-1)
+
+        def direction(layer, x):
+            cell = layer.cell
+            zeros = tf.zeros((tf.shape(x)[0], cell.units))
+            peep = tf.zeros((cell.units,))
+            out = tf.raw_ops.BlockLSTM(
+                seq_len_max=tf.cast(tf.shape(x)[1], tf.int64), x=tf.transpose(x, [1, 0, 2]),
+                cs_prev=zeros, h_prev=zeros,
+                w=gates(tf.concat([cell.kernel.value, cell.recurrent_kernel.value], axis=0)),
+                wci=peep, wcf=peep, wco=peep, b=gates(cell.bias.value), forget_bias=0.0,
+                cell_clip=-1.0, use_peephole=False)
+            return out[6]
+
+        with tf.GradientTape() as tape:
+            if isinstance(rnn, keras.layers.Bidirectional):
+                out = [direction(rnn.forward_layer, h),
+                       direction(rnn.backward_layer, tf.reverse(h, axis=[1]))]
+            else:
+                out = [direction(rnn, h)]
+        return tape.gradient(out, rnn.trainable_variables)
+
     raw = tf.function(raw_step, reduce_retracing=True)
     xla = tf.function(raw_step, jit_compile=True, reduce_retracing=True)
     forward = tf.function(lambda x: model(x, training=True), reduce_retracing=True)
     rnn_fn = tf.function(rnn_step, reduce_retracing=True)
+    block_fn = tf.function(block_step, reduce_retracing=True)
     fit_xla = keras.models.clone_model(model)
     fit_xla.compile(optimizer=keras.optimizers.Adam(1e-3), loss=model.loss, jit_compile=True)
     inputs = [(x, y) for x, y, *_ in batches]
@@ -82,6 +111,7 @@ def main() -> None:
         "forward": lambda i: forward(inputs[i][0]),
         "rnn": lambda i: rnn_fn(*embedded[i]),
         "rnn/nomask": lambda i: rnn_fn(embedded[i][0], None),
+        **({"rnn/block": lambda i: block_fn(embedded[i][0])} if args.row != "gru" else {}),
         "raw+xla": lambda i: xla(*inputs[i]),
         "fit+xla": lambda i: fit_xla.train_on_batch(*batches[i][:2]),
     }
