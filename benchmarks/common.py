@@ -18,6 +18,13 @@ def require(path: Path) -> Path:
     return path
 
 
+def threads_env(threads: int) -> dict[str, str]:
+    """Limit a process's CPU threads (TensorFlow's pools and OpenMP/oneDNN); set before
+    TensorFlow loads."""
+    return {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1",
+            "OMP_NUM_THREADS": str(threads)}
+
+
 def steady_tokens_per_second(tokens: int, epoch_seconds: list[float]) -> float:
     """Throughput over the epochs after the first (which pays for graph tracing)."""
     steady = epoch_seconds[1:] or epoch_seconds

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import DATASETS, require, steady_tokens_per_second  # noqa: E402
+from benchmarks.common import DATASETS, require, steady_tokens_per_second, threads_env  # noqa: E402
 
 
 def train_command(train: Path, valid: Path, out: Path, args) -> list[str]:
@@ -38,12 +38,6 @@ def train_command(train: Path, valid: Path, out: Path, args) -> list[str]:
     for item in args.set:
         command += ["--set", item]
     return command
-
-
-def threads_env(threads: int) -> dict[str, str]:
-    """Limit a process's CPU threads (TensorFlow's pools and OpenMP/oneDNN)."""
-    return {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1",
-            "OMP_NUM_THREADS": str(threads)}
 
 
 def one_process(train, valid, out, args) -> float:

@@ -4,7 +4,7 @@ model and the same batches (issue 20).
     pip install -c requirements.lock -e ".[bench]"      # torch, CPU build
     python benchmarks/throughput.py [--rows lstm,gru,bilstm,ner,lm] [--batches 8,32,64,256]
                                     [--examples 4096] [--epochs 4] [--rounds 2]
-                                    [--lm-words 200000]
+                                    [--lm-words 200000] [--threads N]
 
 Rows (each at every --batches size; ner and lm at their recipes' batch sizes):
 - lstm, gru, bilstm: the sentiment recipe reduced to embedding(128) -> LSTM/GRU(128), one
@@ -25,6 +25,8 @@ each weight's gradient clipped to 1.0 as Keras's clipnorm does, sequences packed
 (so padding is skipped as Keras's masks skip it). Tokens/s is the tokens of an epoch over
 the median epoch time, the first epoch of each round left out (tracing, warm-up); rounds
 alternate the order a, b, c and c, b, a so that a noisy minute hits all three alike.
+`--threads N` gives TensorFlow and PyTorch the same N CPU threads (without it each picks its
+own; on a shared machine a framework that spins more threads than it gets cores loses most).
 A fourth loop, seqkit's with `xla = true` (the training step compiled by XLA), runs
 beside them; the table also gives how much longer than a steady epoch the first epoch took
 (tracing, and XLA compiling each batch shape once).
@@ -41,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import DATASETS, require  # noqa: E402
+from benchmarks.common import DATASETS, require, threads_env  # noqa: E402
 
 SENTIMENT_ROWS = {"lstm": ("lstm", False), "gru": ("gru", False), "bilstm": ("lstm", True)}
 
@@ -344,13 +346,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--lm-words", type=int, default=200_000,
                         help="PTB words the lm row trains on")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for TensorFlow and for PyTorch (0: each its default)")
     args = parser.parse_args()
+    import os
+
+    if args.threads:
+        os.environ.update(threads_env(args.threads))
     from seqkit.runtime import load_tensorflow
 
     load_tensorflow()
-    import os
-
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     loops = {"seqkit": run_seqkit, "xla": run_xla, "keras": run_keras, "torch": run_torch}
     results = []
@@ -383,7 +392,9 @@ def main() -> None:
                   + " tokens/s", file=sys.stderr, flush=True)
     print(f"\ntraining tokens/s, median of {args.rounds} rounds x {args.epochs - 1} timed "
           f"epochs; {os.cpu_count()} CPU cores, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads); xla: seqkit's loop with xla = true")
+          f"({torch.get_num_threads()} threads), TensorFlow "
+          f"({os.environ.get('TF_NUM_INTRAOP_THREADS', 'default')} threads); "
+          "xla: seqkit's loop with xla = true")
     print(f"{'row':<12} {'seqkit':>8} {'xla':>8} {'keras':>8} {'torch':>8} {'seqkit/keras':>13}"
           f" {'seqkit/torch':>13} {'xla/torch':>10} {'first epoch +s seqkit, xla':>27}")
     for name, speed, warm_up in results:
