@@ -13,6 +13,11 @@ timed as
     fit+xla    Keras's step with jit_compile (what `--set xla=true` runs)
 
     python benchmarks/step_profile.py [--row gru] [--batch 32] [--examples 2048] [--rounds 3]
+                                      [--ops]
+
+`--ops` then runs the `rnn` variant once more under TensorFlow's profiler and lists the
+kernels its graph executed per batch (how many, and their microseconds): what the layer's
+time is made of.
 
 Milliseconds per batch, the median of --rounds passes over the same batches after a
 warm-up pass (tracing, XLA's compilations); the passes alternate the order of the variants.
@@ -38,6 +43,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--examples", type=int, default=2048)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ops", action="store_true", help="list the rnn variant's kernels")
     args = parser.parse_args()
     from seqkit.runtime import load_tensorflow
 
@@ -132,6 +138,45 @@ def main() -> None:
     for name, values in times.items():
         ms = statistics.median(values)
         print(f"  {name:<11} {ms:8.2f} ms  {ms / fit_ms:6.2f} x fit")
+    if args.ops:
+        kernels(lambda: [variants["rnn"](i) for i in range(len(batches))], len(batches))
+
+
+def kernels(run, batches: int, top: int = 15) -> None:
+    """Profile `run` (it runs `batches` batches) and print the kernels the executor ran."""
+    import collections
+    import glob
+
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        run()
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(Path(glob.glob(f"{logdir}/**/*.xplane.pb",
+                                              recursive=True)[0]).read_bytes())
+    micros, calls = collections.Counter(), collections.Counter()
+    for plane in space.planes:
+        names = {key: value.name for key, value in plane.event_metadata.items()}
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):  # the executor's threads
+                continue
+            for event in line.events:
+                name = names.get(event.metadata_id, "?").rsplit(":", 1)[-1]  # node:kernel
+                micros[name] += event.duration_ps / 1e6
+                calls[name] += 1
+    # the executor's "Process" spans run one ready node (or a few, inline) each and hold the
+    # kernels recorded inside them; what those kernels leave is dispatch and the kernels too
+    # small to be recorded
+    total = micros.pop("Process", 0.0)
+    print(f"rnn under the profiler: {total / batches / 1000:.2f} ms a batch in "
+          f"{calls.pop('Process', 0) / batches:,.0f} executor Process spans; the recorded "
+          f"kernels that took most (the rest: dispatch and unrecorded small kernels):")
+    for name, value in micros.most_common(top):
+        print(f"  {name:<28} {value / batches:9.1f} us {calls[name] / batches:8.1f} calls "
+              f"{value / total:6.1%}")
 
 
 if __name__ == "__main__":
