@@ -15,26 +15,35 @@ import numpy as np
 from seqkit import distribute, progress
 
 log = logging.getLogger("seqkit")
+# what an epoch's logs hold besides the metrics
+NOT_METRICS = ("learning_rate", "seconds", "tokens")
 
 
 class _EpochLog(keras.callbacks.Callback):
-    """One line per epoch on the seqkit logger: metrics, time, tokens per second."""
+    """One line per epoch on the seqkit logger: metrics, time, tokens per second. The epoch's
+    logs (and so the history) get its `seconds` and the `tokens` it trained on: an epoch a
+    time limit cut short counts the batches it ran, at the epoch's mean tokens a batch."""
 
-    def __init__(self, epochs: int, tokens: int):
+    def __init__(self, epochs: int, tokens: int, steps: int):
         super().__init__()
-        self.epochs, self.tokens, self.start = epochs, tokens, 0.0
+        self.epochs, self.tokens, self.steps = epochs, tokens, max(steps, 1)
+        self.start, self.batches = 0.0, 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
+        self.start, self.batches = time.perf_counter(), 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self.start
+        tokens = round(self.tokens * min(self.batches, self.steps) / self.steps)
         if logs is not None:
-            logs["seconds"] = seconds
+            logs["seconds"], logs["tokens"] = seconds, tokens
         shown = " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items()
-                         if k not in ("learning_rate", "seconds"))
+                         if k not in NOT_METRICS)
         log.info("epoch %d/%d: %s (%.1fs, %s tokens/s)", epoch + 1, self.epochs, shown,
-                 seconds, f"{self.tokens / max(seconds, 1e-9):,.0f}")
+                 seconds, f"{tokens / max(seconds, 1e-9):,.0f}")
 
 
 class _Progress(keras.callbacks.Callback):

@@ -101,7 +101,7 @@ class TensorBoardLogs(keras.callbacks.Callback):
         self._write("train", values, self.step)
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = {k: v for k, v in (logs or {}).items() if k != "seconds"}
+        logs = {k: v for k, v in (logs or {}).items() if k not in ("seconds", "tokens")}
         train = {f"epoch_{k}": v for k, v in logs.items() if not k.startswith("val_")}
         norm = self.gradient_norm()
         if norm is not None:

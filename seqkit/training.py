@@ -276,8 +276,8 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
         Path(work_dir) / summaries.LOGS_DIR, summaries.probe_batch(train))]
     checkpoint = [_Checkpoint(directory, watcher, history, saved and saved.get("best"))
                   ] if writes else [_History(history)]
-    callbacks = [*callbacks, *schedule, watcher, *shown, _EpochLog(spec.epochs, train.tokens),
-                 *logs, *checkpoint]
+    callbacks = [*callbacks, *schedule, watcher, *shown,
+                 _EpochLog(spec.epochs, train.tokens, len(train)), *logs, *checkpoint]
     if spec.ema > 0:  # first, so that every other callback sees the averaged weights
         callbacks.insert(0, _SwapAverage(resumed=saved is not None))
     if spec.max_minutes > 0:
@@ -303,7 +303,9 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
     seconds = time.perf_counter() - start
     if dist is not None and writes:
         model = dist.local_copy(model, custom_objects)
-    epochs_run = len(history) - initial_epoch
+    # the tokens this call trained on (resumed epochs not counted; a history from before
+    # epochs recorded their tokens counts whole epochs)
+    tokens_run = sum(h.get("tokens", train.tokens) for h in history[initial_epoch:])
     summary = {
         "epochs": len(history),
         "best_epoch": watcher.state["best_epoch"] + 1,
@@ -311,8 +313,8 @@ def fit(model: keras.Model, train, valid, spec: TrainSpec,
         "best": watcher.state["best"],
         "train_seconds": round(seconds, 2),
         "train_tokens": train.tokens,
-        "train_tokens_per_second": round(train.tokens * epochs_run / seconds, 1)
-        if epochs_run and seconds > 0 else None,
+        "train_tokens_per_second": round(tokens_run / seconds, 1)
+        if tokens_run and seconds > 0 else None,
         "history": history,
     }
     return model, summary

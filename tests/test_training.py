@@ -210,6 +210,35 @@ def test_lr_decay_cuts_the_rate_after_an_epoch_without_a_better_monitor(tmp_path
         [0.01, 0.01, 0.005, 0.0025])
 
 
+def test_an_epoch_cut_by_the_time_limit_counts_only_the_tokens_it_trained(tmp_path, caplog):
+    import logging
+
+    from seqkit.batching import Batches
+    from seqkit.training import TrainSpec, fit, make_optimizer
+
+    batches = Batches({"x": [[1, 2, 3]] * 8, "y": [0, 1] * 4}, [3] * 8, 2,
+                      lambda b, rng: (b["x"], b["y"]))
+    assert (len(batches), batches.tokens) == (4, 24)
+    model = tiny_classifier()
+    for minutes, tokens in ((0.0, 24), (1e-9, 6)):  # whole epochs; stopped after one batch
+        spec = TrainSpec(epochs=2, batch_size=2, patience=5, max_minutes=minutes)
+        model.compile(make_optimizer(spec), "sparse_categorical_crossentropy")
+        with caplog.at_level(logging.INFO, logger="seqkit"):
+            caplog.clear()
+            _, summary = fit(model, batches, None, spec, tmp_path / str(minutes),
+                             monitor="loss", mode="min")
+        history = summary["history"]
+        assert [h["tokens"] for h in history] == [tokens] * len(history)
+        assert len(history) == (2 if tokens == 24 else 1)
+        rate = tokens / history[0]["seconds"]
+        line = next(m for m in caplog.messages if m.startswith("epoch 1/2"))
+        assert line.endswith(f"{rate:,.0f} tokens/s)")
+        assert "tokens=" not in line and "seconds=" not in line
+        # train_seconds is rounded to 0.01 s; counting the cut epoch whole would give 4x
+        counted = summary["train_tokens_per_second"] * summary["train_seconds"]
+        assert 0.8 < counted / (tokens * len(history)) < 1.25
+
+
 def test_epochs_count_only_once_the_monitor_has_moved(tmp_path, monkeypatch):
     """A tagger's F1 stays 0.0 while it learns to predict anything but O: those epochs
     neither cut the rate nor use up the patience."""
