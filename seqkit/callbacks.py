@@ -15,8 +15,8 @@ import numpy as np
 from seqkit import distribute, progress
 
 log = logging.getLogger("seqkit")
-# what an epoch's logs hold besides the metrics
-NOT_METRICS = ("learning_rate", "seconds", "tokens")
+# what _EpochLog adds to an epoch's logs: figures of the run, not of the model
+EPOCH_FIGURES = ("seconds", "tokens")
 
 
 class _EpochLog(keras.callbacks.Callback):
@@ -41,7 +41,7 @@ class _EpochLog(keras.callbacks.Callback):
         if logs is not None:
             logs["seconds"], logs["tokens"] = seconds, tokens
         shown = " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items()
-                         if k not in NOT_METRICS)
+                         if k not in ("learning_rate", *EPOCH_FIGURES))
         log.info("epoch %d/%d: %s (%.1fs, %s tokens/s)", epoch + 1, self.epochs, shown,
                  seconds, f"{tokens / max(seconds, 1e-9):,.0f}")
 

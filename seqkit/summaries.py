@@ -33,6 +33,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from seqkit.callbacks import EPOCH_FIGURES
+
 log = logging.getLogger("seqkit")
 
 LOGS_DIR = "logs"
@@ -101,7 +103,7 @@ class TensorBoardLogs(keras.callbacks.Callback):
         self._write("train", values, self.step)
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = {k: v for k, v in (logs or {}).items() if k not in ("seconds", "tokens")}
+        logs = {k: v for k, v in (logs or {}).items() if k not in EPOCH_FIGURES}
         train = {f"epoch_{k}": v for k, v in logs.items() if not k.startswith("val_")}
         norm = self.gradient_norm()
         if norm is not None:
