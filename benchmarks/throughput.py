@@ -26,7 +26,7 @@ each weight's gradient clipped to 1.0 as Keras's clipnorm does, sequences packed
 the median epoch time, the first epoch of each round left out (tracing, warm-up); rounds
 alternate the order a, b, c and c, b, a so that a noisy minute hits all three alike.
 `--threads N` gives TensorFlow and PyTorch the same N CPU threads (without it each picks its
-own; on a shared machine a framework that spins more threads than it gets cores loses most).
+own, and the two may not get the same share of a shared machine's cores).
 A fourth loop, seqkit's with `xla = true` (the training step compiled by XLA), runs
 beside them; the table also gives how much longer than a steady epoch the first epoch took
 (tracing, and XLA compiling each batch shape once).
